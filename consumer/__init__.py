@@ -1,0 +1,1 @@
+"""Consumers: Kafka consumer-group workers and the engines they run."""

@@ -1,0 +1,83 @@
+"""What every engine is: one protocol, a progress record, the hooks a job hands in, the result.
+
+Engines take and return PIL images so that the API, the consumer and the CLI never see tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from PIL import Image
+
+from stylequeue.errors import JobCancelled
+from stylequeue.params import Params
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Handed to ``Hooks.on_progress`` every iteration (Gatys) or stage (blend)."""
+
+    iteration: int
+    total: int
+    elapsed_s: float
+    losses: dict[str, float] = field(default_factory=dict)
+    stage: str = ""
+    size: tuple[int, int] | None = None  # (width, height) being worked on
+    gpu_memory_mb: float | None = None
+
+
+@dataclass
+class Hooks:
+    """Callbacks a caller hands to :meth:`Engine.run`; every one is optional."""
+
+    on_progress: Callable[[Progress], None] | None = None
+    on_snapshot: Callable[[int, Image.Image], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+
+    def progress(self, progress: Progress) -> None:
+        if self.on_progress is not None:
+            self.on_progress(progress)
+
+    def snapshot(self, iteration: int, image: Image.Image) -> None:
+        if self.on_snapshot is not None:
+            self.on_snapshot(iteration, image)
+
+    def check_cancel(self) -> None:
+        """Raise :class:`JobCancelled` if the caller asked to stop."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise JobCancelled("job cancelled")
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+    random_weights: bool = False  # dev/test networks: every report must say so
+
+
+@dataclass
+class EngineResult:
+    image: Image.Image
+    history: list[dict[str, float]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An engine is built once per process (weights loaded once) and run for many jobs."""
+
+    mode: str
+
+    def availability(self) -> Availability: ...
+
+    def run(
+        self,
+        content: Image.Image,
+        styles: list[Image.Image],
+        params: Params,
+        hooks: Hooks | None = None,
+        *,
+        init_image: Image.Image | None = None,
+    ) -> EngineResult: ...

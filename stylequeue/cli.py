@@ -1,0 +1,56 @@
+"""The ``stylequeue`` command. Each sub-command lives in its own module with a ``register``.
+
+Modules are imported only to build the parser; none imports torch at import time, so
+``stylequeue --help`` is fast and the API image needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from stylequeue.errors import StylequeueError
+
+# Each module defines ``register(subparsers)``, which adds its parser(s) with ``func`` set.
+COMMAND_MODULES = (
+    "consumer.commands.gatys",
+    "consumer.commands.blend",
+    "consumer.commands.train",
+    "consumer.commands.worker",
+    "api.commands",
+    "stylequeue.localstack",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stylequeue", description="Neural style transfer job queue.")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING …")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a real missing dependency inside an existing module
+                raise
+            continue  # a command not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except StylequeueError as exc:
+        print(f"stylequeue {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
