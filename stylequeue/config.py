@@ -116,3 +116,52 @@ class EngineConfig:
         "",
         help="blend artifact: our .pt file, a TorchScript file, or 'ENCODER.pth,DECODER.pth' (AdaIN pair)",
     )
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint: str = env("STYLEQUEUE_S3_ENDPOINT", help="S3 API endpoint URL, e.g. http://minio:9000")
+    access_key: str = env("STYLEQUEUE_S3_ACCESS_KEY", help="S3 access key id")
+    secret_key: str = env("STYLEQUEUE_S3_SECRET_KEY", help="S3 secret access key")
+    bucket: str = env("STYLEQUEUE_S3_BUCKET", "stylequeue", help="bucket for uploads, results and snapshots")
+    region: str = env("STYLEQUEUE_S3_REGION", "us-east-1", help="S3 region name")
+    public_endpoint: str = env(
+        "STYLEQUEUE_S3_PUBLIC_ENDPOINT", "", help="endpoint presigned URLs are signed for (default: the endpoint)"
+    )
+    presign_ttl_s: int = env("STYLEQUEUE_PRESIGN_TTL_S", 3600, help="lifetime of presigned download URLs")
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = env("STYLEQUEUE_REDIS_URL", help="Redis URL, e.g. redis://redis:6379/0")
+    snapshot_ttl_s: int = env("STYLEQUEUE_SNAPSHOT_TTL_S", 86400, help="how long snapshots stay in Redis")
+    job_ttl_s: int = env("STYLEQUEUE_JOB_TTL_S", 7 * 86400, help="how long job records stay in Redis")
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str = env("STYLEQUEUE_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers, host:port[,host:port]")
+    topic_prefix: str = env("STYLEQUEUE_TOPIC_PREFIX", "stylequeue.jobs.", help="job topic = prefix + mode")
+    dead_letter_topic: str = env("STYLEQUEUE_DEAD_LETTER_TOPIC", "stylequeue.dead-letter", help="failed jobs")
+    partitions: int = env("STYLEQUEUE_TOPIC_PARTITIONS", 6, help="partitions per job topic (max consumers per mode)")
+    replication: int = env("STYLEQUEUE_TOPIC_REPLICATION", 1, help="replication factor of created topics")
+    group_prefix: str = env("STYLEQUEUE_GROUP_PREFIX", "stylequeue-", help="consumer group = prefix + mode")
+    session_timeout_ms: int = env(
+        "STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS", 10000, help="how soon a dead consumer's jobs move to another"
+    )
+    heartbeat_interval_ms: int = env("STYLEQUEUE_KAFKA_HEARTBEAT_MS", 1000, help="consumer heartbeat interval")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    max_file_bytes: int = env("STYLEQUEUE_MAX_FILE_BYTES", 20 * 2**20, help="largest accepted upload file")
+    max_request_bytes: int = env("STYLEQUEUE_MAX_REQUEST_BYTES", 60 * 2**20, help="largest accepted request")
+    max_pixels: int = env("STYLEQUEUE_MAX_PIXELS", 40_000_000, help="largest decoded image (decompression bombs)")
+    ui_dir: str = env("STYLEQUEUE_UI_DIR", "", help="serve the built web UI from this folder at / (dev stack)")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    max_attempts: int = env("STYLEQUEUE_MAX_ATTEMPTS", 3, help="tries of a job before it is dead-lettered")
+    blend_batch: int = env("STYLEQUEUE_BLEND_BATCH", 8, help="most blend jobs run in one batched pass")
+    metrics_port: int = env("STYLEQUEUE_METRICS_PORT", 0, help="consumer /metrics port (0: off)")

@@ -1,0 +1,177 @@
+"""The one job model: used by the API's JSON, the Kafka message, the Redis record and the UI's types.
+
+A job is plain data. Its JSON form (:meth:`Job.to_dict`) is the API's response body and the Redis
+record; the Kafka message (:meth:`Job.to_message`) is the same dict plus a schema version, and
+carries S3 keys, never image bytes.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from stylequeue.errors import ValidationError
+
+SCHEMA_VERSION = 1
+
+
+class Status(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+# Which status may follow which. RUNNING → QUEUED is a worker releasing a job (shutdown, retry).
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.RUNNING: frozenset({Status.QUEUED, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}),
+    Status.SUCCEEDED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: Status, new: Status) -> bool:
+    return new in TRANSITIONS[current]
+
+
+def now_iso() -> str:
+    """UTC timestamp with millisecond precision, e.g. ``2026-11-21T23:59:59.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """S3 keys of a job's uploads."""
+
+    content: str
+    styles: tuple[str, ...]
+    init_image: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    iteration: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class JobError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    mode: str
+    params: dict[str, Any]
+    inputs: Inputs
+    status: Status = Status.QUEUED
+    attempt: int = 0
+    progress: Progress = field(default_factory=Progress)
+    submitted_at: str = field(default_factory=now_iso)
+    started_at: str | None = None
+    finished_at: str | None = None
+    error: JobError | None = None
+    result_key: str | None = None
+    snapshots: tuple[int, ...] = ()
+    # What the engine reported about itself: device, random_weights (dev networks), etc.
+    engine: dict[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["inputs"]["styles"] = list(self.inputs.styles)
+        data["snapshots"] = list(self.snapshots)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        try:
+            return cls(
+                id=data["id"],
+                mode=data["mode"],
+                params=dict(data.get("params") or {}),
+                inputs=_inputs(data["inputs"]),
+                status=Status(data.get("status", Status.QUEUED)),
+                attempt=int(data.get("attempt", 0)),
+                progress=Progress(**(data.get("progress") or {})),
+                submitted_at=data.get("submitted_at") or now_iso(),
+                started_at=data.get("started_at"),
+                finished_at=data.get("finished_at"),
+                error=JobError(**data["error"]) if data.get("error") else None,
+                result_key=data.get("result_key"),
+                snapshots=tuple(int(i) for i in data.get("snapshots") or ()),
+                engine=dict(data.get("engine") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"malformed job record: {exc!r}", field="job") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Job:
+        return cls.from_dict(json.loads(text))
+
+    def to_message(self) -> bytes:
+        """The Kafka message: the job's JSON plus a schema version (keys only, never image bytes)."""
+        body = self.to_dict()
+        body["schema"] = SCHEMA_VERSION
+        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_message(cls, value: bytes) -> Job:
+        try:
+            body = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValidationError(f"message is not JSON: {exc}", field="message") from exc
+        if not isinstance(body, dict) or body.get("schema") != SCHEMA_VERSION:
+            found = body.get("schema") if isinstance(body, dict) else type(body).__name__
+            raise ValidationError(
+                f"unsupported message schema {found!r}; expected {SCHEMA_VERSION}", field="schema"
+            )
+        body.pop("schema")
+        return cls.from_dict(body)
+
+
+def _inputs(data: dict[str, Any]) -> Inputs:
+    return Inputs(
+        content=data["content"],
+        styles=tuple(data["styles"]),
+        init_image=data.get("init_image"),
+    )
+
+
+def object_keys(job_id: str) -> dict[str, str]:
+    """The S3 key layout of a job, in one place."""
+    prefix = f"jobs/{job_id}"
+    return {
+        "prefix": prefix,
+        "content": f"{prefix}/inputs/content.png",
+        "style": f"{prefix}/inputs/style-{{index}}.png",
+        "init_image": f"{prefix}/inputs/init.png",
+        "result": f"{prefix}/result.png",
+        "snapshot": f"{prefix}/snapshots/{{iteration:06d}}.jpg",
+        "params": f"{prefix}/params.json",
+    }
