@@ -1,0 +1,1 @@
+"""Training our own blend decoder (``stylequeue train-blend``) and fetching its data."""
