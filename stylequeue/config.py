@@ -116,6 +116,12 @@ class EngineConfig:
         "",
         help="blend artifact: our .pt file, a TorchScript file, or 'ENCODER.pth,DECODER.pth' (AdaIN pair)",
     )
+    blend_cache_size: int = env(
+        "STYLEQUEUE_BLEND_CACHE_SIZE", 256, help="style statistics kept in memory by the blend engine (LRU)"
+    )
+    blend_max_batch: int = env(
+        "STYLEQUEUE_BLEND_MAX_BATCH", 8, help="most blend jobs of one output size decoded in one forward pass"
+    )
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,9 @@ class ApiConfig:
     max_request_bytes: int = env("STYLEQUEUE_MAX_REQUEST_BYTES", 60 * 2**20, help="largest accepted request")
     max_pixels: int = env("STYLEQUEUE_MAX_PIXELS", 40_000_000, help="largest decoded image (decompression bombs)")
     ui_dir: str = env("STYLEQUEUE_UI_DIR", "", help="serve the built web UI from this folder at / (dev stack)")
+    bind: str = env("STYLEQUEUE_API_BIND", "0.0.0.0:8000", help="address gunicorn listens on (host:port)")
+    workers: int = env("STYLEQUEUE_API_WORKERS", 2, help="gunicorn worker processes")
+    threads: int = env("STYLEQUEUE_API_THREADS", 4, help="threads per gunicorn worker (slow uploads overlap)")
 
 
 @dataclass(frozen=True)

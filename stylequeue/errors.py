@@ -64,3 +64,9 @@ class NotFound(StylequeueError):
 
 class Conflict(StylequeueError):
     code = "conflict"
+
+
+class ServiceUnavailable(StylequeueError):
+    """A backing service (broker, Redis, S3) did not answer or refused; retrying later may work."""
+
+    code = "unavailable"

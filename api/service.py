@@ -1,0 +1,371 @@
+"""The API's service layer: what each endpoint does, with no Flask in sight.
+
+Views parse the HTTP request into plain values, call one method of :class:`JobService` and turn
+its answer (dicts, bytes, byte iterators) into a response. Everything here raises the project's
+named errors (:mod:`stylequeue.errors`, :mod:`api.uploads`); ``api.errors`` maps them to HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from redis.exceptions import RedisError
+
+from api import archive
+from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
+from stylequeue import bus, config, metrics
+from stylequeue.errors import Conflict, NotFound, ServiceUnavailable, StylequeueError, ValidationError
+from stylequeue.job import Inputs, Job, Status, new_job_id, object_keys
+from stylequeue.modes import MODES, params_class, validate_job_params
+from stylequeue.params import describe
+from stylequeue.status import StatusStore, make_redis
+from stylequeue.storage import Storage
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+FILE_FIELDS = ("content", "style", "init_image")
+NO_CONSUMER = "no consumer is serving this mode"
+# What GET /api/v1/engines says about each mode besides its parameters.
+MODE_INFO = {
+    "gatys": (
+        "Gatys optimisation",
+        "Optimises the image itself against VGG content, style and smoothness losses (L-BFGS or Adam): "
+        "slow (minutes), finest results, 1-4 styles, snapshots and a loss curve while it runs.",
+    ),
+    "blend": (
+        "Dual-style blend",
+        "Feed-forward AdaIN network: milliseconds on a GPU; blends one or two styles by a ratio.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every config section the API reads."""
+
+    s3: config.S3Config
+    redis: config.RedisConfig
+    kafka: config.KafkaConfig
+    api: config.ApiConfig
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        sections = (config.S3Config, config.RedisConfig, config.KafkaConfig, config.ApiConfig)
+        return cls(*(config.load(section, environ) for section in sections))
+
+
+@dataclass
+class Clients:
+    """The service clients the API uses; built by :func:`make_clients` or by a test."""
+
+    storage: Storage
+    status: StatusStore
+    producer: Any  # kafka.KafkaProducer
+
+
+def make_clients(settings: Settings) -> Clients:
+    status = StatusStore(make_redis(settings.redis), settings.redis)
+    return Clients(Storage.from_config(settings.s3), status, bus.make_producer(settings.kafka))
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One uploaded file of a multipart request."""
+
+    field: str
+    filename: str
+    stream: IO[bytes]
+
+
+@dataclass
+class Submission:
+    """A job submission as the HTTP layer parsed it: form fields (strings) and file parts."""
+
+    fields: dict[str, str]
+    files: list[FilePart] = field(default_factory=list)
+
+
+def links(job_id: str) -> dict[str, str]:
+    base = f"{API_PREFIX}/jobs/{job_id}"
+    return {
+        "self": base,
+        "result": f"{base}/result",
+        "snapshots": f"{base}/snapshots",
+        "zip": f"{base}/snapshots.zip",
+        "losses": f"{base}/losses",
+    }
+
+
+class JobService:
+    """Submit, inspect and cancel jobs; describe engines; check the backing services."""
+
+    def __init__(self, clients: Clients, settings: Settings) -> None:
+        self.clients = clients
+        self.settings = settings
+        self.limits = Limits.from_config(settings.api)
+
+    @property
+    def storage(self) -> Storage:
+        return self.clients.storage
+
+    @property
+    def status(self) -> StatusStore:
+        return self.clients.status
+
+    def start(self) -> None:
+        """Start-up: make sure the bucket and the topics exist (idempotent)."""
+        self.storage.ensure_bucket()
+        bus.ensure_topics(self.settings.kafka, MODES)
+
+    # -- submit ----------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> dict[str, Any]:
+        """Validate everything, then store inputs, create the record and publish; the job's JSON.
+
+        Nothing is written before every check passed. The answer comes only after the broker
+        acknowledged the message; if anything fails on the way, what was written is removed.
+        """
+        mode, params, uploads = self._validate(submission)
+        job = self._new_job(mode, params, uploads)
+        self._write(job, uploads)
+        metrics.job_submitted(mode, sum(u.source_bytes for u in uploads.values()))
+        return self.job_view(job)
+
+    def _validate(self, submission: Submission) -> tuple[str, dict[str, Any], dict[str, Upload]]:
+        fields = dict(submission.fields)
+        mode = fields.pop("mode", "").strip()
+        if not mode:
+            raise BadRequest(f"required: one of {', '.join(MODES)}", field="mode")
+        for name in FILE_FIELDS:
+            if name in fields:
+                raise BadRequest("must be a file upload (multipart part with a filename)", field=name)
+        params_class(mode)  # unknown mode → 422 naming the field, before any file is read
+        parts = _group_files(submission.files)
+        params = validate_job_params(mode, fields, len(parts["style"]))
+        _check_init_image(params, parts["init_image"])
+        return mode, params.to_dict(), self._decode(parts)
+
+    def _decode(self, parts: dict[str, list[FilePart]]) -> dict[str, Upload]:
+        """Decode every file; the keys are the S3 keys' names (content, style-0, init_image)."""
+        uploads: dict[str, Upload] = {}
+        total = 0
+        for name, part in _named_parts(parts):
+            uploads[name] = accept(part.stream, part.field, self.limits)
+            total += uploads[name].source_bytes
+            if total > self.limits.max_request_bytes:
+                raise TooLarge(f"files add up to more than {self.limits.max_request_bytes} bytes", field=part.field)
+        return uploads
+
+    def _new_job(self, mode: str, params: dict[str, Any], uploads: dict[str, Upload]) -> Job:
+        job_id = new_job_id()
+        keys = object_keys(job_id)
+        styles = tuple(keys["style"].format(index=i) for i in range(sum(n.startswith("style-") for n in uploads)))
+        init = keys["init_image"] if "init_image" in uploads else None
+        return Job(id=job_id, mode=mode, params=params, inputs=Inputs(keys["content"], styles, init))
+
+    def _write(self, job: Job, uploads: dict[str, Upload]) -> None:
+        keys = object_keys(job.id)
+        try:
+            for name, upload in uploads.items():
+                key = keys[name] if not name.startswith("style-") else keys["style"].format(index=int(name[6:]))
+                self.storage.put(key, upload.png, "image/png")
+            self.storage.put(keys["params"], params_json(job), "application/json")
+            self.status.create(job)
+            bus.publish(self.clients.producer, self.settings.kafka, job)
+        except StylequeueError:
+            self._undo(job)
+            raise
+        except (BotoCoreError, ClientError, RedisError, OSError) as exc:
+            self._undo(job)
+            raise ServiceUnavailable(f"could not store the job: {exc}") from exc
+
+    def _undo(self, job: Job) -> None:
+        """Remove a failed submission's objects and record (best effort: each step on its own)."""
+        for step in (lambda: self.status.discard(job), lambda: self.storage.delete_prefix(object_keys(job.id)["prefix"] + "/")):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - undo must try every step and keep the first error
+                log.exception("could not undo part of failed submission %s", job.id)
+
+    # -- read ------------------------------------------------------------------------------
+
+    def job_view(self, job: Job) -> dict[str, Any]:
+        """The job's JSON as the API answers it: the record plus links and queue position."""
+        data = job.to_dict()
+        data["links"] = links(job.id)
+        data["queue_position"] = self.status.queue_position(job)
+        return data
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self.job_view(self.status.get(job_id))
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self.job_view(self.status.request_cancel(job_id))
+
+    def result(self, job_id: str) -> Iterator[bytes]:
+        """The result PNG's bytes, streamed; Conflict (409) until the job succeeded."""
+        return self.storage.stream(self._result_key(job_id))
+
+    def result_url(self, job_id: str) -> str:
+        """A presigned URL of the result, signed for the public S3 endpoint."""
+        return self.storage.presign(self._result_key(job_id), self.settings.s3.presign_ttl_s)
+
+    def _result_key(self, job_id: str) -> str:
+        job = self.status.get(job_id)
+        if job.status is not Status.SUCCEEDED or not job.result_key:
+            why = {Status.QUEUED: "is queued", Status.RUNNING: "is still running"}.get(
+                job.status, f"has {job.status.value} without a result"
+            )
+            raise Conflict(f"job {job_id} {why}; the result exists once its status is succeeded", field="job_id")
+        return job.result_key
+
+    def losses(self, job_id: str) -> dict[str, Any]:
+        self.status.get(job_id)  # 404 for an unknown job rather than an empty curve
+        return {"job_id": job_id, "losses": self.status.losses(job_id)}
+
+    def snapshots(self, job_id: str) -> dict[str, Any]:
+        job = self.status.get(job_id)
+        base = links(job_id)["snapshots"]
+        return {
+            "job_id": job_id,
+            "snapshots": [{"iteration": i, "url": f"{base}/{i}"} for i in self._iterations(job)],
+        }
+
+    def _iterations(self, job: Job) -> list[int]:
+        return sorted({*job.snapshots, *self.status.snapshot_iterations(job.id)})
+
+    def snapshot(self, job_id: str, iteration: int) -> bytes:
+        """One snapshot's JPEG (NotFound naming the iteration if there is none)."""
+        job = self.status.get(job_id)
+        for source in self._snapshot_sources(job):
+            try:
+                return source(iteration)
+            except NotFound:
+                continue
+        raise NotFound(f"job {job_id} has no snapshot at iteration {iteration}", field="iteration")
+
+    def _snapshot_sources(self, job: Job) -> list[Callable[[int], bytes]]:
+        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before."""
+        key = object_keys(job.id)["snapshot"]
+        from_s3 = lambda i: self.storage.get(key.format(iteration=i))  # noqa: E731
+        from_redis = lambda i: self.status.snapshot(job.id, i)  # noqa: E731
+        return [from_s3, from_redis] if job.status.terminal else [from_redis, from_s3]
+
+    def archive(self, job_id: str) -> tuple[str, Iterator[bytes]]:
+        """A ZIP of every snapshot in order, the result and params.json: (file name, byte stream)."""
+        job = self.status.get(job_id)
+        return f"stylequeue-{job_id}.zip", archive.stream(self._archive_entries(job))
+
+    def _archive_entries(self, job: Job) -> Iterator[tuple[str, Iterable[bytes]]]:
+        """Entries produced one at a time, so only one image is in memory while the ZIP streams."""
+        for iteration in self._iterations(job):
+            try:
+                data = self.snapshot(job.id, iteration)
+            except NotFound:  # expired between listing and reading: leave it out
+                continue
+            yield f"snapshots/{iteration:06d}.jpg", (data,)
+        if job.status is Status.SUCCEEDED and job.result_key:
+            yield "result.png", self.storage.stream(job.result_key)
+        yield "params.json", (params_json(job),)
+
+    # -- engines and health ----------------------------------------------------------------
+
+    def engines(self) -> dict[str, Any]:
+        reports = self.status.engines(MODES)
+        return {"engines": [engine_entry(mode, reports[mode]) for mode in MODES], "limits": self.limits.to_dict()}
+
+    def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Each backing service's state ("ok" or the error); True when all are ok."""
+        checks = {"redis": self.status.ping, "kafka": self._kafka_ready, "s3": self.storage.ping}
+        states = {}
+        for name, check in checks.items():
+            try:
+                check()
+                states[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as text
+                states[name] = f"error: {type(exc).__name__}: {exc}"
+        return all(state == "ok" for state in states.values()), states
+
+    def _kafka_ready(self) -> None:
+        # The producer's metadata is cached, so also prove a broker accepts connections now.
+        host, _, port = bus._servers(self.settings.kafka)[0].rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=2):
+            pass
+        bus.ping(self.clients.producer, self.settings.kafka, next(iter(MODES)))
+
+
+def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One mode's entry of GET /api/v1/engines, from its consumers' live reports."""
+    cls = MODES[mode]
+    title, description = MODE_INFO.get(mode, (mode, ""))
+    available = any(r.get("available") for r in reports)
+    reasons = [str(r.get("reason") or "") for r in reports if not r.get("available")]
+    return {
+        "mode": mode,
+        "title": title,
+        "description": description,
+        "min_styles": cls.min_styles,
+        "max_styles": cls.max_styles,
+        "parameters": describe(cls),
+        "available": available,
+        "reason": "" if available else (next((r for r in reasons if r), "") or NO_CONSUMER),
+        "random_weights": any(bool(r.get("random_weights")) for r in reports),
+        "consumers": len(reports),
+    }
+
+
+def params_json(job: Job) -> bytes:
+    """The ``params.json`` of a job's folder and ZIP: enough to run it again."""
+    body = {"job_id": job.id, "mode": job.mode, "params": job.params, "submitted_at": job.submitted_at}
+    if job.engine:
+        body["engine"] = job.engine
+    return json.dumps(body, indent=2, sort_keys=True).encode()
+
+
+def _group_files(files: list[FilePart]) -> dict[str, list[FilePart]]:
+    parts: dict[str, list[FilePart]] = {name: [] for name in FILE_FIELDS}
+    for part in files:
+        if _unselected(part):
+            continue
+        if part.field not in parts:
+            raise BadRequest(f"unknown file field; expected {', '.join(FILE_FIELDS)}", field=part.field)
+        parts[part.field].append(part)
+    if not parts["content"]:
+        raise BadRequest("required: the content image", field="content")
+    for name in ("content", "init_image"):
+        if len(parts[name]) > 1:
+            raise BadRequest("give one file", field=name)
+    return parts
+
+
+def _unselected(part: FilePart) -> bool:
+    """A browser sends an empty, nameless part for a file input left empty: not an upload."""
+    if part.filename:
+        return False
+    if part.stream.read(1):
+        part.stream.seek(0)
+        return False
+    return True
+
+
+def _check_init_image(params: Any, init_parts: list[FilePart]) -> None:
+    wants = getattr(params, "init_method", None) == "image"
+    if wants and not init_parts:
+        raise ValidationError("init_method=image needs an init_image file", field="init_image")
+    if init_parts and not wants:
+        raise ValidationError("an init_image is used only with mode=gatys and init_method=image", field="init_image")
+
+
+def _named_parts(parts: dict[str, list[FilePart]]) -> Iterator[tuple[str, FilePart]]:
+    yield "content", parts["content"][0]
+    for index, part in enumerate(parts["style"]):
+        yield f"style-{index}", part
+    for part in parts["init_image"]:
+        yield "init_image", part

@@ -1,0 +1,155 @@
+"""Upload validation: every image is decoded with Pillow and normalised to an RGB PNG before anything is stored.
+
+Checks, in order, each failing with an error that names the form field:
+
+1. bytes per file (read at most the limit + 1 bytes, so an oversize file is never held whole);
+2. the format, by content and not by name or header: JPEG, PNG or WebP only;
+3. the pixel count from the header, *before* decoding (decompression bombs);
+4. a full decode (truncated or corrupt files fail here).
+
+The decoded image then gets its EXIF orientation applied and is converted to 8-bit RGB (CMYK,
+grayscale, palette, alpha and 16-bit images), so engines see one kind of input.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylequeue.config import ApiConfig
+from stylequeue.errors import ValidationError
+
+FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
+# Modes holding more than 8 bits per sample: scaled down, not clipped (Pillow's convert clips).
+WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+
+
+class BadRequest(ValidationError):
+    """A required part is missing, empty or cannot be decoded (HTTP 400)."""
+
+    code = "bad_request"
+
+
+class TooLarge(ValidationError):
+    """A file, the request or an image's pixel count is over its limit (HTTP 413)."""
+
+    code = "too_large"
+
+
+class UnsupportedImage(ValidationError):
+    """The file is not a JPEG, PNG or WebP image (HTTP 415)."""
+
+    code = "unsupported_media_type"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int
+    max_request_bytes: int
+    max_pixels: int
+
+    @classmethod
+    def from_config(cls, cfg: ApiConfig) -> Limits:
+        return cls(cfg.max_file_bytes, cfg.max_request_bytes, cfg.max_pixels)
+
+    def to_dict(self) -> dict:
+        return {
+            "max_file_bytes": self.max_file_bytes,
+            "max_request_bytes": self.max_request_bytes,
+            "max_pixels": self.max_pixels,
+            "formats": sorted(FORMATS.values()),
+        }
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An accepted image: the normalised PNG and what it was."""
+
+    field: str
+    png: bytes
+    width: int
+    height: int
+    source_format: str  # jpeg, png or webp
+    source_mode: str  # Pillow mode before conversion (CMYK, P, I;16 …)
+    source_bytes: int
+
+
+def read_limited(stream: IO[bytes], field: str, limit: int) -> bytes:
+    """The stream's bytes, refusing (TooLarge) without reading more than ``limit + 1``."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"file is larger than the limit of {limit} bytes", field=field)
+    if not data:
+        raise BadRequest("file is empty", field=field)
+    return data
+
+
+def _open(data: bytes, field: str, limits: Limits) -> Image.Image:
+    """Identify the format and check the pixel count, without decoding the pixels yet."""
+    try:
+        with warnings.catch_warnings():
+            # Our own limit (below) decides; Pillow's global one only as a last resort.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except UnidentifiedImageError:
+        raise UnsupportedImage("not a JPEG, PNG or WebP image", field=field) from None
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"image is too large to decode ({exc})", field=field) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadRequest(f"cannot read the image header: {exc}", field=field) from None
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise TooLarge(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}", field=field
+        )
+    if width < 1 or height < 1:
+        raise BadRequest("image has no pixels", field=field)
+    return image
+
+
+def _decode(image: Image.Image, field: str) -> None:
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadRequest(f"image is truncated or corrupt ({exc})", field=field) from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB: alpha composited on white, 16-bit scaled, CMYK/grayscale/palette converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in WIDE_MODES:
+        # 16-bit grayscale (PNG) opens as I;16 or I; scale 0..65535 to 0..255.
+        values = np.asarray(image, dtype=np.float64)
+        eight = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(eight).convert("RGB")
+    if image.mode == "P":
+        # Palette images may carry transparency; go through RGBA so it is composited like alpha.
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def normalise(data: bytes, field: str, limits: Limits) -> Upload:
+    """Validate one uploaded file and return it as an RGB PNG (see the module docstring)."""
+    image = _open(data, field, limits)
+    source_format, source_mode = FORMATS[image.format], image.mode
+    _decode(image, field)
+    image = ImageOps.exif_transpose(image)
+    rgb = to_rgb(image)
+    out = io.BytesIO()
+    rgb.save(out, format="PNG", compress_level=3)  # fast: the images are stored, not archived
+    return Upload(field, out.getvalue(), rgb.width, rgb.height, source_format, source_mode, len(data))
+
+
+def accept(stream: IO[bytes], field: str, limits: Limits) -> Upload:
+    """Read (within the per-file limit) and normalise one uploaded file."""
+    return normalise(read_limited(stream, field, limits.max_file_bytes), field, limits)

@@ -1,0 +1,167 @@
+"""The message bus: Kafka topics, producer and consumers (kafka-python).
+
+One job topic per mode (``topic_prefix + mode``), so that fast blend jobs never wait behind
+long Gatys jobs, plus one dead-letter topic. Messages are small JSON documents
+(:meth:`Job.to_message`: S3 keys, never image bytes) keyed by job id, so that every message of
+one job lands on the same partition. The producer waits for all in-sync replicas (``acks=all``)
+and :func:`publish` blocks until the broker acknowledged: the API answers 202 only then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stylequeue.config import KafkaConfig
+from stylequeue.errors import ServiceUnavailable
+from stylequeue.job import Job, now_iso
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 15.0
+
+
+def _servers(cfg: KafkaConfig) -> list[str]:
+    return [s.strip() for s in cfg.bootstrap.split(",") if s.strip()]
+
+
+def topic_for(cfg: KafkaConfig, mode: str) -> str:
+    return f"{cfg.topic_prefix}{mode}"
+
+
+def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
+    """A producer that counts a message as sent once every in-sync replica has it."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": _servers(cfg),
+        "acks": "all",
+        "linger_ms": 0,
+        # Bounded waits: a submission must fail (503) in seconds, not hang for a minute.
+        "max_block_ms": 10_000,
+        "request_timeout_ms": 10_000,
+        "delivery_timeout_ms": int(PUBLISH_TIMEOUT_S * 1000),
+        "bootstrap_timeout_ms": 10_000,
+        "client_id": "stylequeue-api",
+    }
+    options.update(overrides)
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise ServiceUnavailable(f"cannot reach the Kafka broker at {cfg.bootstrap}: {exc}") from exc
+
+
+def make_admin(cfg: KafkaConfig) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=_servers(cfg),
+        client_id="stylequeue-admin",
+        request_timeout_ms=10_000,
+        bootstrap_timeout_ms=10_000,
+    )
+
+
+def ensure_topics(cfg: KafkaConfig, modes: Iterable[str], *, admin: KafkaAdminClient | None = None) -> list[str]:
+    """Create the job topic of each mode and the dead-letter topic unless they exist (idempotent).
+
+    New topics get ``cfg.partitions`` partitions; existing ones are left as they are (a logged
+    warning says when they have fewer). Returns the topic names.
+    """
+    wanted = [topic_for(cfg, mode) for mode in modes] + [cfg.dead_letter_topic]
+    own = admin is None
+    admin = make_admin(cfg) if own else admin
+    try:
+        missing = [t for t in wanted if t not in set(admin.list_topics())]
+        if missing:
+            spec = {"num_partitions": cfg.partitions, "replication_factor": cfg.replication}
+            try:
+                admin.create_topics({t: dict(spec) for t in missing}, wait_for_metadata=True)
+                log.info("created topics %s with %d partitions", missing, cfg.partitions)
+            except TopicAlreadyExistsError:
+                log.info("topics %s were created concurrently", missing)
+        _warn_small(admin, cfg, wanted)
+    finally:
+        if own:
+            admin.close()
+    return wanted
+
+
+def _warn_small(admin: KafkaAdminClient, cfg: KafkaConfig, topics: list[str]) -> None:
+    for topic in admin.describe_topics(topics):
+        count = len(topic.get("partitions") or ())
+        if count < cfg.partitions:
+            log.warning("topic %s has %d partitions, fewer than the configured %d", topic["name"], count, cfg.partitions)
+
+
+def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:
+    """How many partitions each named topic has (0 when it does not exist)."""
+    admin = make_admin(cfg)
+    try:
+        described = {t["name"]: len(t.get("partitions") or ()) for t in admin.describe_topics(list(topics))}
+    finally:
+        admin.close()
+    return {t: described.get(t, 0) for t in topics}
+
+
+def _send(producer: KafkaProducer, topic: str, key: str, value: bytes) -> Any:
+    """Send and wait for the broker's acknowledgement; any failure becomes ServiceUnavailable."""
+    try:
+        return producer.send(topic, key=key.encode(), value=value).get(timeout=PUBLISH_TIMEOUT_S)
+    except KafkaError as exc:
+        raise ServiceUnavailable(f"the message broker did not accept the job: {exc}", field=None) from exc
+
+
+def publish(producer: KafkaProducer, cfg: KafkaConfig, job: Job) -> Any:
+    """Put ``job`` on its mode's topic; returns the broker's RecordMetadata once acknowledged."""
+    return _send(producer, topic_for(cfg, job.mode), job.id, job.to_message())
+
+
+def publish_dead_letter(producer: KafkaProducer, cfg: KafkaConfig, job: Job, reason: str) -> Any:
+    """Put ``job`` on the dead-letter topic with why and when (readable by Job.from_message)."""
+    body = json.loads(job.to_message())
+    body["dead_letter"] = {"reason": reason, "at": now_iso(), "topic": topic_for(cfg, job.mode)}
+    value = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+    return _send(producer, cfg.dead_letter_topic, job.id, value)
+
+
+def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any) -> KafkaConsumer:
+    """A consumer in the mode's group, subscribed to its topic, committing offsets by hand.
+
+    Pass ``listener=`` (a ConsumerRebalanceListener) to track assignments; other keyword
+    arguments override the consumer's settings.
+    """
+    listener = overrides.pop("listener", None)
+    options: dict[str, Any] = {
+        "bootstrap_servers": _servers(cfg),
+        "group_id": f"{cfg.group_prefix}{mode}",
+        "client_id": client_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": cfg.session_timeout_ms,
+        "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
+    }
+    options.update(overrides)
+    consumer = KafkaConsumer(**options)
+    consumer.subscribe([topic_for(cfg, mode)], listener=listener)
+    return consumer
+
+
+def end_offsets(cfg: KafkaConfig, topic: str) -> dict[int, int]:
+    """Partition → end offset of ``topic`` (used to show that nothing was published)."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=_servers(cfg), enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    finally:
+        consumer.close()
+    return {tp.partition: offset for tp, offset in offsets.items()}
+
+
+def ping(producer: KafkaProducer, cfg: KafkaConfig, mode: str) -> None:
+    """Raise unless the broker answers with the metadata of ``mode``'s topic (readiness)."""
+    if not producer.partitions_for(topic_for(cfg, mode)):
+        raise ServiceUnavailable(f"topic {topic_for(cfg, mode)} has no partitions")

@@ -1,0 +1,306 @@
+"""The job status store in Redis: records, progress, losses, snapshots, cancel flags, engine reports.
+
+Every change to a job record is a compare-and-set (WATCH/MULTI on the record's key): a worker's
+write goes through only while the record is RUNNING *with the worker's attempt number*. The
+attempt is the fencing token: when a consumer dies and its job is claimed again, the claim
+increments the attempt, so the old consumer's late writes are refused. Terminal records are never
+rewritten.
+
+Keys (``prefix`` defaults to ``stylequeue:``)::
+
+    job:{id}          the job's JSON (Job.to_dict), TTL job_ttl_s from the last change
+    losses:{id}       list of {"iteration", "content", "style", "tv", "total"} JSON entries
+    snaps:{id}        hash iteration → JPEG bytes, TTL snapshot_ttl_s
+    cancel:{id}       set when cancellation of a RUNNING job was asked for
+    queue:{mode}      sorted set of QUEUED job ids by submission time (queue position)
+    engines:{mode}    hash consumer id → its availability report (with expiry time)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis as redis_lib
+
+from stylequeue.config import RedisConfig
+from stylequeue.errors import Conflict, NotFound, ValidationError
+from stylequeue.job import Job, JobError, Progress, Status, now_iso
+
+DEFAULT_PREFIX = "stylequeue:"
+ENGINE_HASH_TTL_S = 86400
+
+Change = Callable[[Job], Job | None]
+Extra = Callable[[Any, Job], None]
+
+
+def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
+    """A Redis client for ``cfg.url`` (bytes in and out: snapshots are binary)."""
+    return redis_lib.Redis.from_url(cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+
+
+def _error(error: JobError | dict[str, Any] | None) -> JobError | None:
+    if error is None or isinstance(error, JobError):
+        return error
+    return JobError(code=str(error["code"]), message=str(error["message"]))
+
+
+class StatusStore:
+    """Job records and everything a client polls while a job runs."""
+
+    def __init__(self, redis: redis_lib.Redis, cfg: RedisConfig, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.redis = redis
+        self.cfg = cfg
+        self.prefix = prefix
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind}:{name}"
+
+    def ping(self) -> None:
+        self.redis.ping()
+
+    # -- records ---------------------------------------------------------------------------
+
+    def create(self, job: Job) -> None:
+        """Store a new record; Conflict if the id exists already."""
+        if not self.redis.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s, nx=True):
+            raise Conflict(f"job {job.id} exists already", field="id")
+        if job.status is Status.QUEUED:
+            self.redis.zadd(self._key("queue", job.mode), {job.id: time.time()})
+
+    def get(self, job_id: str) -> Job:
+        raw = self.redis.get(self._key("job", job_id))
+        if raw is None:
+            raise NotFound(f"no job {job_id!r}", field="job_id")
+        return Job.from_json(raw)
+
+    def discard(self, job: Job) -> None:
+        """Remove every trace of ``job`` (undoing a submission whose publish failed)."""
+        names = ("job", "losses", "snaps", "cancel")
+        self.redis.delete(*(self._key(kind, job.id) for kind in names))
+        self.redis.zrem(self._key("queue", job.mode), job.id)
+
+    def _update(self, job_id: str, change: Change, extra: Extra | None = None) -> Job | None:
+        """Compare-and-set: apply ``change`` to the current record unless it returns None.
+
+        ``extra`` adds further commands to the same MULTI. A concurrent write to the record
+        between read and write makes Redis abort the transaction, and the change is re-decided
+        on the fresh record.
+        """
+        key = self._key("job", job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise NotFound(f"no job {job_id!r}", field="job_id")
+                    new = change(Job.from_json(raw))
+                    if new is None:
+                        pipe.unwatch()
+                        return None
+                    pipe.multi()
+                    pipe.set(key, new.to_json(), ex=self.cfg.job_ttl_s)
+                    if extra is not None:
+                        extra(pipe, new)
+                    pipe.execute()
+                    return new
+                except redis_lib.WatchError:
+                    continue
+
+    def _fenced(self, attempt: int, change: Callable[[Job], Job]) -> Change:
+        """Wrap ``change`` so that it applies only to a RUNNING record of that attempt."""
+
+        def guarded(job: Job) -> Job | None:
+            if job.status is not Status.RUNNING or job.attempt != attempt:
+                return None
+            return change(job)
+
+        return guarded
+
+    # -- worker transitions ------------------------------------------------------------------
+
+    def claim(self, job_id: str) -> Job | None:
+        """Start a (new) attempt: a non-terminal record becomes RUNNING with ``attempt + 1``.
+
+        Returns the claimed job (its attempt is the fencing token for every later write) or
+        None when the job is terminal (cancelled while queued, or already finished). The
+        previous attempt's progress, losses and snapshots are dropped.
+        """
+
+        def change(job: Job) -> Job | None:
+            if job.status.terminal:
+                return None
+            return job.evolve(
+                status=Status.RUNNING,
+                attempt=job.attempt + 1,
+                started_at=now_iso(),
+                progress=Progress(),
+                snapshots=(),
+                error=None,
+            )
+
+        def extra(pipe: Any, job: Job) -> None:
+            pipe.zrem(self._key("queue", job.mode), job.id)
+            pipe.delete(self._key("losses", job.id), self._key("snaps", job.id))
+
+        return self._update(job_id, change, extra)
+
+    def release(self, job_id: str, attempt: int) -> bool:
+        """Give a running job back (warm shutdown, retry): RUNNING → QUEUED if ``attempt`` matches."""
+
+        def extra(pipe: Any, job: Job) -> None:
+            pipe.zadd(self._key("queue", job.mode), {job.id: time.time()})
+
+        change = self._fenced(attempt, lambda job: job.evolve(status=Status.QUEUED))
+        return self._update(job_id, change, extra) is not None
+
+    def update_progress(
+        self, job_id: str, attempt: int, iteration: int, total: int, losses: dict[str, float] | None = None
+    ) -> bool:
+        """Record progress (and one loss-curve point when ``losses`` is given); False if fenced off."""
+        point = json.dumps({"iteration": int(iteration), **(losses or {})})
+
+        def extra(pipe: Any, job: Job) -> None:
+            if losses:
+                key = self._key("losses", job.id)
+                pipe.rpush(key, point)
+                pipe.expire(key, self.cfg.job_ttl_s)
+
+        change = self._fenced(attempt, lambda job: job.evolve(progress=Progress(int(iteration), int(total))))
+        return self._update(job_id, change, extra) is not None
+
+    def put_snapshot(self, job_id: str, attempt: int, iteration: int, jpeg: bytes) -> bool:
+        """Keep a snapshot (JPEG) in Redis for ``snapshot_ttl_s``; False if fenced off."""
+
+        def extra(pipe: Any, job: Job) -> None:
+            key = self._key("snaps", job.id)
+            pipe.hset(key, str(int(iteration)), jpeg)
+            pipe.expire(key, self.cfg.snapshot_ttl_s)
+
+        def change(job: Job) -> Job:
+            return job.evolve(snapshots=tuple(sorted({*job.snapshots, int(iteration)})))
+
+        return self._update(job_id, self._fenced(attempt, change), extra) is not None
+
+    def finish(
+        self,
+        job_id: str,
+        attempt: int,
+        status: Status,
+        *,
+        result_key: str | None = None,
+        error: JobError | dict[str, Any] | None = None,
+        snapshots: Iterable[int] | None = None,
+        engine: dict[str, Any] | None = None,
+    ) -> bool:
+        """End the attempt with a terminal ``status``; False (nothing written) if fenced off."""
+        status = Status(status)
+        if not status.terminal:
+            raise ValidationError(f"{status.value} is not a terminal status", field="status")
+
+        def change(job: Job) -> Job:
+            return job.evolve(
+                status=status,
+                finished_at=now_iso(),
+                result_key=result_key if result_key is not None else job.result_key,
+                error=_error(error),
+                snapshots=tuple(sorted(snapshots)) if snapshots is not None else job.snapshots,
+                engine={**job.engine, **(engine or {})},
+            )
+
+        def extra(pipe: Any, job: Job) -> None:
+            pipe.zrem(self._key("queue", job.mode), job.id)
+            pipe.delete(self._key("cancel", job.id))
+
+        return self._update(job_id, self._fenced(attempt, change), extra) is not None
+
+    # -- cancellation ----------------------------------------------------------------------
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Cancel: a QUEUED job becomes CANCELLED now; a RUNNING job gets a flag its worker polls.
+
+        Returns the job as it is afterwards. Conflict if the job already succeeded or failed;
+        cancelling a cancelled job is a no-op.
+        """
+
+        def change(job: Job) -> Job | None:
+            if job.status is not Status.QUEUED:
+                return None
+            return job.evolve(status=Status.CANCELLED, finished_at=now_iso())
+
+        def extra(pipe: Any, job: Job) -> None:
+            pipe.zrem(self._key("queue", job.mode), job.id)
+
+        cancelled = self._update(job_id, change, extra)
+        if cancelled is not None:
+            return cancelled
+        job = self.get(job_id)
+        if job.status is Status.RUNNING:
+            self.redis.set(self._key("cancel", job_id), b"1", ex=self.cfg.job_ttl_s)
+        elif job.status in (Status.SUCCEEDED, Status.FAILED):
+            raise Conflict(f"job {job_id} has already {job.status.value}", field="job_id")
+        return job
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self._key("cancel", job_id)))
+
+    # -- what a client polls ---------------------------------------------------------------
+
+    def snapshot(self, job_id: str, iteration: int) -> bytes:
+        data = self.redis.hget(self._key("snaps", job_id), str(int(iteration)))
+        if data is None:
+            raise NotFound(f"no snapshot at iteration {iteration} of job {job_id!r}", field="iteration")
+        return data
+
+    def snapshot_iterations(self, job_id: str) -> list[int]:
+        return sorted(int(i) for i in self.redis.hkeys(self._key("snaps", job_id)))
+
+    def losses(self, job_id: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in self.redis.lrange(self._key("losses", job_id), 0, -1)]
+
+    def queue_position(self, job: Job) -> int | None:
+        """How many queued jobs of the same mode were submitted before ``job`` (None unless queued)."""
+        if job.status is not Status.QUEUED:
+            return None
+        rank = self.redis.zrank(self._key("queue", job.mode), job.id)
+        return None if rank is None else int(rank)
+
+    def queued_count(self, mode: str) -> int:
+        """How many jobs of ``mode`` are queued (the queue-depth metric)."""
+        return int(self.redis.zcard(self._key("queue", mode)))
+
+    # -- consumers' engine reports ---------------------------------------------------------
+
+    def report_engine(self, mode: str, consumer_id: str, info: dict[str, Any], ttl_s: int) -> None:
+        """A consumer says what it serves (availability, reason, device …), valid ``ttl_s``."""
+        entry = {**info, "consumer_id": consumer_id, "expires_at": time.time() + ttl_s}
+        key = self._key("engines", mode)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(key, consumer_id, json.dumps(entry))
+            # Entries expire one by one (expires_at); the hash's own TTL only collects modes
+            # that no consumer has served for a day. A shorter one would let one consumer's
+            # short TTL drop another's report.
+            pipe.expire(key, max(int(ttl_s), ENGINE_HASH_TTL_S))
+            pipe.execute()
+
+    def engines(self, modes: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Live reports per mode (expired ones are dropped), consumers sorted by id."""
+        if modes is None:
+            from stylequeue.modes import MODES
+
+            modes = MODES
+        return {mode: self._live_reports(mode) for mode in modes}
+
+    def _live_reports(self, mode: str) -> list[dict[str, Any]]:
+        key = self._key("engines", mode)
+        now = time.time()
+        live, dead = [], []
+        for consumer_id, raw in self.redis.hgetall(key).items():
+            entry = json.loads(raw)
+            (live if entry.get("expires_at", 0) > now else dead).append((consumer_id, entry))
+        if dead:
+            self.redis.hdel(key, *(cid for cid, _ in dead))
+        return [entry for _, entry in sorted(live, key=lambda item: item[0])]

@@ -1,0 +1,96 @@
+"""stylequeue.bus against a real Kafka-protocol broker (Tansu, or STYLEQUEUE_KAFKA_BOOTSTRAP)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from clients import FAST_GROUP, configs, producer, topics  # noqa: F401
+from stylequeue import bus
+from stylequeue.errors import ServiceUnavailable
+from stylequeue.job import Inputs, Job
+from stylequeue.modes import MODES
+
+pytestmark = pytest.mark.integration
+
+
+def make_job(mode: str) -> Job:
+    return Job(id=f"{mode}-job", mode=mode, params={"image_size": 32}, inputs=Inputs("c.png", ("s.png",)))
+
+
+def read_all(consumer, count: int, timeout_s: float = 20.0) -> list:
+    """Poll until ``count`` records arrived (group join included) or the time is up."""
+    import time
+
+    records, deadline = [], time.monotonic() + timeout_s
+    while len(records) < count and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            records.extend(batch)
+    return records
+
+
+def test_topics_are_created_with_the_configured_partitions(configs, topics):
+    assert topics == [bus.topic_for(configs.kafka, m) for m in MODES] + [configs.kafka.dead_letter_topic]
+    assert bus.partition_counts(configs.kafka, topics) == {t: configs.kafka.partitions for t in topics}
+    assert bus.ensure_topics(configs.kafka, MODES) == topics  # idempotent
+
+
+def test_publish_reaches_a_consumer_of_the_modes_topic(configs, producer):
+    job = make_job("blend")
+    metadata = bus.publish(producer, configs.kafka, job)
+    assert metadata.topic == bus.topic_for(configs.kafka, "blend")
+    consumer = bus.make_consumer(configs.kafka, "blend", "test-consumer", **FAST_GROUP)
+    try:
+        records = read_all(consumer, 1)
+    finally:
+        consumer.close()
+    assert len(records) == 1
+    assert records[0].key == job.id.encode()
+    assert Job.from_message(records[0].value) == job
+    assert len(records[0].value) < 1024  # keys only, never image bytes
+    # Nothing went to the other mode's topic.
+    assert sum(bus.end_offsets(configs.kafka, bus.topic_for(configs.kafka, "gatys")).values()) == 0
+
+
+def test_dead_letter_carries_the_job_and_the_reason(configs, producer):
+    job = make_job("gatys")
+    bus.publish_dead_letter(producer, configs.kafka, job, "engine failed 3 times")
+    from kafka import KafkaConsumer, TopicPartition
+
+    reader = KafkaConsumer(bootstrap_servers=configs.kafka.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    try:
+        reader.assign([TopicPartition(configs.kafka.dead_letter_topic, p) for p in range(configs.kafka.partitions)])
+        records = read_all(reader, 1)
+    finally:
+        reader.close()
+    body = json.loads(records[0].value)
+    assert body["dead_letter"]["reason"] == "engine failed 3 times"
+    assert Job.from_message(records[0].value) == job
+
+
+def test_publish_fails_with_service_unavailable_when_the_broker_is_gone():
+    """A broker of its own, stopped after the producer connected: publish raises in ~2 s."""
+    from stylequeue import config, localstack
+
+    broker = localstack.start_broker()
+    try:
+        cfg = config.load(config.KafkaConfig, {"STYLEQUEUE_KAFKA_BOOTSTRAP": broker.url})
+        bus.ensure_topics(cfg, ["blend"])
+        made = bus.make_producer(cfg, delivery_timeout_ms=2000, request_timeout_ms=1000)
+        assert bus.publish(made, cfg, make_job("blend")).offset == 0
+    finally:
+        broker.process.kill()  # the broker dies (SIGTERM would drain for 5 s)
+        broker.stop()
+    with pytest.raises(ServiceUnavailable, match="did not accept"):
+        bus.publish(made, cfg, make_job("blend"))
+    made.close(timeout=1)
+
+
+def test_make_producer_names_an_unreachable_broker(configs):
+    from stylequeue.localstack import free_port
+
+    dead = replace(configs.kafka, bootstrap=f"127.0.0.1:{free_port()}")
+    with pytest.raises(ServiceUnavailable, match=dead.bootstrap):
+        bus.make_producer(dead, bootstrap_timeout_ms=500)

@@ -1,0 +1,120 @@
+"""stylequeue.job: the one job model, its JSON forms, its message schema and its transitions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stylequeue.errors import ValidationError
+from stylequeue.job import (
+    SCHEMA_VERSION,
+    TERMINAL,
+    Inputs,
+    Job,
+    JobError,
+    Progress,
+    Status,
+    can_transition,
+    object_keys,
+)
+
+
+def full_job() -> Job:
+    return Job(
+        id="0b7e",
+        mode="gatys",
+        params={"image_size": 64, "style_layers": ["relu1_1", "relu2_1"]},
+        inputs=Inputs("jobs/0b7e/inputs/content.png", ("s0.png", "s1.png"), init_image="init.png"),
+        status=Status.FAILED,
+        attempt=3,
+        progress=Progress(iteration=40, total=100),
+        started_at="2026-11-21T10:00:00.000Z",
+        finished_at="2026-11-21T10:01:00.000Z",
+        error=JobError("engine", "out of memory"),
+        result_key=None,
+        snapshots=(10, 20, 30, 40),
+        engine={"device": "cpu", "random_weights": True},
+    )
+
+
+@pytest.mark.parametrize("job", [full_job(), Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)))])
+def test_dict_json_and_message_round_trips(job):
+    assert Job.from_dict(job.to_dict()) == job
+    assert Job.from_json(job.to_json()) == job
+    assert Job.from_message(job.to_message()) == job
+    # The JSON form is plain JSON types (lists, strings), as the API and the UI see it.
+    data = json.loads(job.to_json())
+    assert isinstance(data["inputs"]["styles"], list) and isinstance(data["snapshots"], list)
+    assert data["status"] == job.status.value
+
+
+def test_message_carries_the_schema_version_and_no_image_bytes():
+    body = json.loads(full_job().to_message())
+    assert body["schema"] == SCHEMA_VERSION
+    assert body["inputs"]["content"].endswith(".png")
+    assert len(full_job().to_message()) < 2048
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        json.dumps({**full_job().to_dict(), "schema": SCHEMA_VERSION + 1}).encode(),
+        json.dumps(full_job().to_dict()).encode(),  # no schema at all
+        b"[1, 2]",
+        b"\xff not json",
+    ],
+    ids=["newer-schema", "missing-schema", "not-an-object", "not-json"],
+)
+def test_messages_of_another_schema_are_rejected(value):
+    with pytest.raises(ValidationError) as excinfo:
+        Job.from_message(value)
+    assert excinfo.value.field in ("schema", "message")
+
+
+def test_malformed_records_name_the_job_field():
+    data = full_job().to_dict()
+    del data["inputs"]
+    with pytest.raises(ValidationError) as excinfo:
+        Job.from_dict(data)
+    assert excinfo.value.field == "job"
+    with pytest.raises(ValidationError):
+        Job.from_dict({**full_job().to_dict(), "status": "exploded"})
+
+
+def test_terminal_statuses_have_no_way_out():
+    assert TERMINAL == {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}
+    for status in TERMINAL:
+        assert status.terminal
+        assert not any(can_transition(status, other) for other in Status)
+    assert not Status.QUEUED.terminal and not Status.RUNNING.terminal
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "allowed"),
+    [
+        (Status.QUEUED, Status.RUNNING, True),
+        (Status.QUEUED, Status.CANCELLED, True),
+        (Status.QUEUED, Status.SUCCEEDED, False),
+        (Status.RUNNING, Status.QUEUED, True),  # a worker releasing the job
+        (Status.RUNNING, Status.SUCCEEDED, True),
+        (Status.RUNNING, Status.RUNNING, False),
+        (Status.SUCCEEDED, Status.QUEUED, False),
+    ],
+)
+def test_transitions(current, new, allowed):
+    assert can_transition(current, new) is allowed
+
+
+def test_object_keys_lay_out_one_prefix_per_job():
+    keys = object_keys("abc")
+    assert all(value.startswith("jobs/abc/") for name, value in keys.items() if name != "prefix")
+    assert keys["style"].format(index=1) == "jobs/abc/inputs/style-1.png"
+    assert keys["snapshot"].format(iteration=20) == "jobs/abc/snapshots/000020.jpg"
+
+
+def test_new_jobs_start_queued_with_a_timestamp():
+    job = Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)))
+    assert (job.status, job.attempt, job.progress) == (Status.QUEUED, 0, Progress())
+    assert job.submitted_at.endswith("Z")
+    assert job.evolve(attempt=1).attempt == 1 and job.attempt == 0

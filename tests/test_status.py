@@ -1,0 +1,203 @@
+"""stylequeue.status against a real Redis: compare-and-set transitions fenced by the attempt number."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from clients import configs, status_store  # noqa: F401
+from stylequeue.errors import Conflict, NotFound, ValidationError
+from stylequeue.job import Inputs, Job, JobError, Status, object_keys
+
+pytestmark = pytest.mark.integration
+
+
+def make_job(mode: str = "gatys", job_id: str | None = None) -> Job:
+    job_id = job_id or f"job-{time.monotonic_ns()}"
+    keys = object_keys(job_id)
+    inputs = Inputs(content=keys["content"], styles=(keys["style"].format(index=0),))
+    return Job(id=job_id, mode=mode, params={"image_size": 32}, inputs=inputs)
+
+
+def test_create_get_and_duplicate_and_unknown(status_store):
+    job = make_job()
+    status_store.create(job)
+    assert status_store.get(job.id) == job
+    with pytest.raises(Conflict):
+        status_store.create(job)
+    with pytest.raises(NotFound):
+        status_store.get("missing")
+
+
+def test_record_has_the_configured_ttl(status_store):
+    job = make_job()
+    status_store.create(job)
+    ttl = status_store.redis.ttl(status_store._key("job", job.id))
+    assert 0 < ttl <= status_store.cfg.job_ttl_s
+
+
+def test_claim_increments_the_attempt_and_resets_the_previous_attempt(status_store):
+    job = make_job()
+    status_store.create(job)
+    first = status_store.claim(job.id)
+    assert (first.status, first.attempt) == (Status.RUNNING, 1)
+    assert first.started_at is not None
+    assert status_store.update_progress(job.id, 1, 5, 10, {"content": 1.0, "style": 2.0, "tv": 0.1, "total": 3.1})
+    assert status_store.put_snapshot(job.id, 1, 5, b"jpeg-1")
+    # The consumer died; the job is redelivered and claimed again.
+    second = status_store.claim(job.id)
+    assert second.attempt == 2
+    assert second.progress.iteration == 0 and second.snapshots == ()
+    assert status_store.losses(job.id) == [] and status_store.snapshot_iterations(job.id) == []
+
+
+def test_a_stale_attempt_is_refused_everywhere(status_store):
+    job = make_job()
+    status_store.create(job)
+    status_store.claim(job.id)
+    status_store.claim(job.id)  # attempt 2 now owns the job
+    assert not status_store.update_progress(job.id, 1, 3, 10, {"total": 1.0})
+    assert not status_store.put_snapshot(job.id, 1, 3, b"stale")
+    assert not status_store.release(job.id, 1)
+    assert not status_store.finish(job.id, 1, Status.SUCCEEDED, result_key="r.png")
+    current = status_store.get(job.id)
+    assert (current.status, current.attempt, current.result_key) == (Status.RUNNING, 2, None)
+    assert status_store.losses(job.id) == [] and status_store.snapshot_iterations(job.id) == []
+    assert status_store.finish(job.id, 2, Status.SUCCEEDED, result_key="r.png", snapshots=[3, 1], engine={"device": "cpu"})
+    done = status_store.get(job.id)
+    assert (done.status, done.result_key, done.snapshots, done.engine) == (Status.SUCCEEDED, "r.png", (1, 3), {"device": "cpu"})
+    assert done.finished_at is not None
+
+
+def test_terminal_records_are_never_rewritten(status_store):
+    job = make_job()
+    status_store.create(job)
+    claimed = status_store.claim(job.id)
+    assert status_store.finish(job.id, claimed.attempt, Status.FAILED, error=JobError("engine", "boom"))
+    failed = status_store.get(job.id)
+    assert status_store.claim(job.id) is None
+    assert not status_store.finish(job.id, claimed.attempt, Status.SUCCEEDED)
+    assert not status_store.update_progress(job.id, claimed.attempt, 1, 2)
+    with pytest.raises(Conflict):
+        status_store.request_cancel(job.id)
+    assert status_store.get(job.id) == failed
+    assert failed.error == JobError("engine", "boom")
+
+
+def test_finish_needs_a_terminal_status(status_store):
+    job = make_job()
+    status_store.create(job)
+    with pytest.raises(ValidationError):
+        status_store.finish(job.id, 1, Status.QUEUED)
+
+
+def test_release_puts_a_running_job_back_in_the_queue(status_store):
+    job = make_job()
+    status_store.create(job)
+    claimed = status_store.claim(job.id)
+    assert status_store.queue_position(claimed) is None
+    assert status_store.release(job.id, claimed.attempt)
+    released = status_store.get(job.id)
+    assert released.status is Status.QUEUED and released.attempt == 1
+    assert status_store.queue_position(released) == 0
+    assert status_store.claim(job.id).attempt == 2
+
+
+def test_cancel_of_a_queued_job_is_immediate(status_store):
+    job = make_job()
+    status_store.create(job)
+    cancelled = status_store.request_cancel(job.id)
+    assert cancelled.status is Status.CANCELLED and cancelled.finished_at
+    assert status_store.get(job.id).status is Status.CANCELLED
+    assert status_store.claim(job.id) is None  # a consumer receiving it later skips it
+    assert status_store.request_cancel(job.id).status is Status.CANCELLED  # idempotent
+
+
+def test_cancel_of_a_running_job_sets_a_flag_for_its_worker(status_store):
+    job = make_job()
+    status_store.create(job)
+    claimed = status_store.claim(job.id)
+    assert not status_store.cancel_requested(job.id)
+    assert status_store.request_cancel(job.id).status is Status.RUNNING
+    assert status_store.cancel_requested(job.id)
+    assert status_store.finish(job.id, claimed.attempt, Status.CANCELLED)
+    assert not status_store.cancel_requested(job.id)
+    assert status_store.get(job.id).status is Status.CANCELLED
+
+
+def test_progress_losses_and_snapshots(status_store):
+    job = make_job()
+    status_store.create(job)
+    attempt = status_store.claim(job.id).attempt
+    for it in (10, 20):
+        losses = {"content": 1.0 / it, "style": 2.0, "tv": 0.5, "total": 2.5 + 1.0 / it}
+        assert status_store.update_progress(job.id, attempt, it, 20, losses)
+        assert status_store.put_snapshot(job.id, attempt, it, f"jpeg-{it}".encode())
+    assert status_store.update_progress(job.id, attempt, 20, 20)  # progress only: no loss point
+    current = status_store.get(job.id)
+    assert (current.progress.iteration, current.progress.total, current.snapshots) == (20, 20, (10, 20))
+    assert [p["iteration"] for p in status_store.losses(job.id)] == [10, 20]
+    assert status_store.losses(job.id)[0]["content"] == pytest.approx(0.1)
+    assert status_store.snapshot_iterations(job.id) == [10, 20]
+    assert status_store.snapshot(job.id, 20) == b"jpeg-20"
+    ttl = status_store.redis.ttl(status_store._key("snaps", job.id))
+    assert 0 < ttl <= status_store.cfg.snapshot_ttl_s
+    with pytest.raises(NotFound):
+        status_store.snapshot(job.id, 30)
+
+
+def test_concurrent_writers_lose_no_update(status_store):
+    """WATCH/MULTI retries: two threads writing the same record both land."""
+    job = make_job()
+    status_store.create(job)
+    attempt = status_store.claim(job.id).attempt
+    iterations = {"a": range(1, 40, 2), "b": range(2, 41, 2)}
+
+    def write(name):
+        for it in iterations[name]:
+            status_store.put_snapshot(job.id, attempt, it, b"x")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in iterations]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert status_store.get(job.id).snapshots == tuple(range(1, 41))
+
+
+def test_queue_position_counts_earlier_jobs_of_the_same_mode(status_store):
+    jobs = [make_job("blend", f"b{i}") for i in range(3)]
+    other = make_job("gatys", "g0")
+    for job in [jobs[0], other, jobs[1], jobs[2]]:
+        status_store.create(job)
+    assert [status_store.queue_position(j) for j in jobs] == [0, 1, 2]
+    assert status_store.queue_position(other) == 0
+    status_store.claim(jobs[0].id)
+    status_store.request_cancel(jobs[1].id)
+    assert status_store.queue_position(jobs[2]) == 0
+    assert status_store.queue_position(status_store.get(jobs[0].id)) is None
+
+
+def test_discard_removes_every_trace(status_store):
+    job = make_job()
+    status_store.create(job)
+    status_store.discard(job)
+    with pytest.raises(NotFound):
+        status_store.get(job.id)
+    assert status_store.redis.zcard(status_store._key("queue", job.mode)) == 0
+
+
+def test_engine_reports_expire(status_store):
+    status_store.report_engine("blend", "c-2", {"available": True, "device": "cpu"}, ttl_s=30)
+    status_store.report_engine("blend", "c-1", {"available": False, "reason": "no weights"}, ttl_s=30)
+    status_store.report_engine("gatys", "c-3", {"available": True}, ttl_s=30)
+    reports = status_store.engines(["blend", "gatys"])
+    assert [r["consumer_id"] for r in reports["blend"]] == ["c-1", "c-2"]
+    assert reports["blend"][0]["reason"] == "no weights"
+    assert len(reports["gatys"]) == 1
+    # An expired report is dropped even while the hash itself still lives.
+    status_store.report_engine("gatys", "c-3", {"available": True}, ttl_s=0)
+    assert status_store.engines(["gatys"]) == {"gatys": []}
+    assert status_store.redis.hlen(status_store._key("engines", "gatys")) == 0
