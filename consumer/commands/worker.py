@@ -1,0 +1,105 @@
+"""``stylequeue consumer --mode gatys|blend``: one consumer process (run one per device).
+
+Builds every client from the environment (``STYLEQUEUE_*``, see :mod:`stylequeue.config`),
+loads the engine once, makes sure the bucket and topics exist, then runs the
+:class:`~consumer.worker.Worker` until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+from typing import Any
+
+from stylequeue.modes import MODES
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "consumer",
+        help="run jobs of one mode from its Kafka consumer group (one process per device)",
+        description="Join the mode's consumer group and run its jobs until SIGTERM.",
+    )
+    parser.add_argument("--mode", required=True, choices=sorted(MODES), help="which engine this consumer runs")
+    parser.add_argument("--consumer-id", help="name in reports and the group (default: host-pid-mode)")
+    parser.add_argument(
+        "--drain-seconds", type=float, default=None,
+        help="on SIGTERM, how long the running job may go on before it is handed back (default: 20)",
+    )  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumer.worker import DRAIN_S, WorkerOptions
+
+    # kafka-python logs every connection and fetch at INFO; keep its warnings only.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    consumer_id = args.consumer_id or f"{socket.gethostname()}-{os.getpid()}-{args.mode}"
+    drain = DRAIN_S if args.drain_seconds is None else args.drain_seconds
+    options = WorkerOptions(consumer_id=consumer_id, drain_s=drain)
+    return serve(args.mode, options)
+
+
+def serve(mode: str, options: Any, environ: dict[str, str] | None = None) -> int:
+    """Build the worker for ``mode`` from ``environ`` and run it until stopped."""
+    from consumer.worker import Worker
+
+    ctx, membership = build(mode, options.consumer_id, environ)
+    worker = Worker(ctx, membership, options)
+    worker.install_signal_handlers()
+    if not ctx.engine_info["available"]:
+        return idle_unavailable(worker, ctx)
+    start_metrics(ctx.worker.metrics_port, mode, options.consumer_id)
+    return worker.run()
+
+
+def build(mode: str, consumer_id: str, environ: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """Clients, engine and group membership of one consumer."""
+    from consumer.engines.registry import get_engine
+    from consumer.membership import Membership
+    from consumer.runner import Context
+    from consumer.worker import engine_info
+    from stylequeue import bus, config, status, storage
+
+    kafka = config.load(config.KafkaConfig, environ)
+    s3_cfg = config.load(config.S3Config, environ)
+    s3 = storage.make_s3_client(s3_cfg)
+    objects = storage.Storage(s3, s3_cfg.bucket)
+    objects.ensure_bucket()
+    redis_cfg = config.load(config.RedisConfig, environ)
+    statuses = status.StatusStore(status.make_redis(redis_cfg), redis_cfg)
+    engine = get_engine(mode, config.load(config.EngineConfig, environ), s3=s3)
+    info = engine_info(engine)
+    log.info("engine %s: %s", mode, info)
+    bus.ensure_topics(kafka, [mode])
+    producer = bus.make_producer(kafka, client_id=consumer_id)
+    membership = Membership()
+    membership.consumer = bus.make_consumer(kafka, mode, consumer_id, listener=membership)
+    worker_cfg = config.load(config.WorkerConfig, environ)
+    ctx = Context(mode, engine, statuses, objects, producer, kafka, worker_cfg, engine_info=info)
+    return ctx, membership
+
+
+def idle_unavailable(worker: Any, ctx: Any) -> int:
+    """An engine that cannot run here takes no jobs, but says why until it is stopped."""
+    log.error("the %s engine is unavailable: %s; taking no jobs", ctx.mode, ctx.engine_info["reason"])
+    worker.membership.close()
+    while not worker.stopping.is_set():
+        worker.report()
+        worker.stopping.wait(worker.options.report_interval_s)
+    return 1
+
+
+def start_metrics(port: int, mode: str, consumer_id: str) -> None:
+    """Serve this process's Prometheus metrics on ``port`` (0: not at all).
+
+    Also creates the mode's series at zero, registers the GPU collector and marks the consumer up
+    (see :func:`stylequeue.metrics.serve_consumer_metrics`).
+    """
+    from stylequeue import metrics
+
+    metrics.serve_consumer_metrics(port, mode, consumer_id)

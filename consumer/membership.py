@@ -1,0 +1,119 @@
+"""Group membership of one consumer: partition ownership, pause/poll keep-alive, commits.
+
+A job may run for minutes. kafka-python's ``max_poll_interval_ms`` is also the rebalance timeout,
+so raising it would stall every rebalance of the group for that long; instead the main thread
+keeps calling ``poll()`` while the job runs, with every assigned partition paused so that no new
+record is handed out. Each assignment of a partition gets a new *epoch*, so that work taken under
+an old assignment is never committed after the partition was revoked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Mapping
+
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata
+
+log = logging.getLogger(__name__)
+
+KEEP_ALIVE_POLL_MS = 200
+TOP_UP_POLL_MS = 50  # how long a blend batch waits for more queued jobs once it has one
+
+
+class Membership(ConsumerRebalanceListener):
+    """Wraps a subscribed KafkaConsumer; only the thread that polls may call it.
+
+    Built before the consumer, which is subscribed with this object as its rebalance listener::
+
+        membership = Membership()
+        membership.consumer = bus.make_consumer(cfg, mode, client_id, listener=membership)
+    """
+
+    def __init__(self, consumer=None) -> None:
+        self.consumer = consumer
+        self.epochs: dict[TopicPartition, int] = {}
+        self._epoch_counter = itertools.count(1)
+        self._busy = False
+
+    # --- rebalance listener (called from inside poll, on the polling thread) -----------------
+
+    def on_partitions_revoked(self, revoked) -> None:
+        for tp in revoked:
+            self.epochs.pop(tp, None)
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
+
+    def on_partitions_assigned(self, assigned) -> None:
+        for tp in assigned:
+            self.epochs[tp] = next(self._epoch_counter)
+        if assigned and self._busy:
+            self.consumer.pause(*assigned)  # a job is running: take nothing new yet
+        if assigned:
+            log.info("partitions assigned: %s", _names(assigned))
+
+    # --- taking records ------------------------------------------------------------------------
+
+    def take(self, limit: int, timeout_ms: int) -> list:
+        """Up to ``limit`` records; waits ``timeout_ms`` for the first, briefly for the rest."""
+        records = self._poll(timeout_ms, limit)
+        while records and len(records) < limit:
+            more = self._poll(TOP_UP_POLL_MS, limit - len(records))
+            if not more:
+                break
+            records += more
+        return records
+
+    def _poll(self, timeout_ms: int, max_records: int) -> list:
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        return [record for records in batches.values() for record in records]
+
+    def keep_alive(self, done: Callable[[], bool]) -> None:
+        """Poll with every partition paused until ``done()``: stays in the group, takes nothing."""
+        self._busy = True
+        try:
+            self.consumer.pause(*self.consumer.assignment())
+            while not done():
+                self._give_back(self._poll(KEEP_ALIVE_POLL_MS, 500))
+                self.consumer.pause(*self.consumer.assignment())
+        finally:
+            self._busy = False
+            self.consumer.resume(*self.consumer.paused())
+
+    def _give_back(self, records: list) -> None:
+        """Seek back over records a paused poll returned anyway (a partition assigned mid-poll)."""
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(record.offset, first.get(tp, record.offset))
+        for tp, offset in first.items():
+            self.consumer.seek(tp, offset)
+
+    # --- offsets -------------------------------------------------------------------------------
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> bool:
+        """Commit ``offsets`` synchronously; False (logged) if the group rebalanced meanwhile."""
+        if not offsets:
+            return True
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+            return True
+        except (CommitFailedError, KafkaError) as exc:
+            # Not fatal: the records are read again and their jobs, already terminal, are skipped.
+            log.warning("commit of %s failed: %s", offsets, exc)
+            return False
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            if tp in self.epochs:
+                self.consumer.seek(tp, offset)
+
+    def close(self) -> None:
+        """Leave the group now (its partitions move to the other members at once)."""
+        self.consumer.close(autocommit=False)
+
+
+def _names(tps) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps))

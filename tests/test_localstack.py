@@ -1,0 +1,103 @@
+"""The embedded local stack: each service comes up on a free port, serves real clients, and stops."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from stylequeue import localstack
+
+pytestmark = pytest.mark.integration
+
+
+def test_broker_produces_and_fetches(kafka_bootstrap):
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic("localstack-smoke", num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    producer.send("localstack-smoke", b"hello").get(timeout=10)
+    producer.close()
+    consumer = KafkaConsumer(
+        "localstack-smoke", bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        consumer_timeout_ms=10000,
+    )  # fmt: skip
+    assert next(consumer).value == b"hello"
+    consumer.close()
+
+
+def test_redis_answers(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.set("localstack", b"ok", ex=5)
+    assert client.get("localstack") == b"ok"
+
+
+def test_s3_round_trip(s3_endpoint):
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+        aws_access_key_id=localstack.S3_ACCESS_KEY, aws_secret_access_key=localstack.S3_SECRET_KEY,
+    )  # fmt: skip
+    s3.create_bucket(Bucket="localstack-smoke")
+    s3.put_object(Bucket="localstack-smoke", Key="a/b.txt", Body=b"data")
+    assert s3.get_object(Bucket="localstack-smoke", Key="a/b.txt")["Body"].read() == b"data"
+
+
+def test_service_stops_and_frees_its_port():
+    service = localstack.start_redis()
+    assert localstack.port_open(service.port)
+    service.stop()
+    assert service.process.returncode is not None
+    assert not localstack.port_open(service.port)
+    service.stop()  # idempotent
+
+
+def test_a_service_that_dies_at_start_reports_its_output(tmp_path):
+    script = tmp_path / "boom.sh"
+    script.write_text("echo the reason it failed; exit 3\n")
+    service = localstack.spawn("boom", ["bash", str(script)], localstack.free_port(), "x")
+    with pytest.raises(localstack.ServiceError, match="the reason it failed"):
+        localstack.wait_until(lambda: False, service, timeout=10)
+
+
+def test_service_env_points_clients_at_the_services():
+    env = localstack.service_env("127.0.0.1:1", "redis://127.0.0.1:2/0", "http://127.0.0.1:3")
+    assert env["STYLEQUEUE_KAFKA_BOOTSTRAP"] == "127.0.0.1:1"
+    assert env["STYLEQUEUE_REDIS_URL"] == "redis://127.0.0.1:2/0"
+    assert env["STYLEQUEUE_S3_ENDPOINT"] == "http://127.0.0.1:3"
+    assert int(env["STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS"]) < 10000
+
+
+def test_dev_runs_everything_says_it_uses_random_weights_and_stops_on_ctrl_c(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEQUEUE_")}
+    env.update(STYLEQUEUE_CACHE_DIR=str(tmp_path / "no-weights"), PYTHONUNBUFFERED="1")
+    log = tmp_path / "dev.log"
+    with open(log, "wb") as out:
+        dev = subprocess.Popen([sys.executable, "-m", "stylequeue.cli", "dev", "--api-port", "0", "--workers", "1"],
+                               env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not re.search(r"running at (http://\S+)/", log.read_text()) and time.monotonic() < deadline:
+            assert dev.poll() is None, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        url = re.search(r"running at (http://\S+)/", text).group(1)
+        assert "Falling back to STYLEQUEUE_RANDOM_WEIGHTS=1" in text
+        engines = requests.get(f"{url}/api/v1/engines", timeout=10).json()["engines"]
+        assert {e["mode"]: e["consumers"] for e in engines} == {"gatys": 1, "blend": 1}
+    finally:
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(60) == 0, log.read_text()[-3000:]
+    assert "stylequeue dev: stopped" in log.read_text()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{url}/healthz", timeout=5)

@@ -1,0 +1,89 @@
+"""Pure logic of the consumer: failure classification, retry decisions, batches and commits."""
+
+from __future__ import annotations
+
+from kafka import TopicPartition
+from PIL import UnidentifiedImageError
+
+from consumer.batching import Taken, batch_limit, group_duplicates, plan_commits
+from consumer.failures import Kind, Step, classify, exhausted_reason, next_step
+from stylequeue.errors import ArtifactError, EngineUnavailable, JobCancelled, NotFound, ValidationError
+
+TP0 = TopicPartition("jobs", 0)
+TP1 = TopicPartition("jobs", 1)
+
+
+def test_bad_input_is_permanent_and_names_the_field():
+    failure = classify(ValidationError("must be at most 2048", field="image_size"))
+    assert failure.kind is Kind.PERMANENT
+    assert failure.code == "invalid"
+    assert "image_size" in failure.message
+    assert classify(NotFound("no object 'jobs/x/content.png'")).kind is Kind.PERMANENT
+    assert classify(UnidentifiedImageError("cannot identify image file")).code == "invalid_image"
+
+
+def test_infrastructure_errors_are_transient():
+    for exc in (ConnectionError("S3 reset"), RuntimeError("CUDA out of memory"), ArtifactError("download failed"),
+                EngineUnavailable("weights missing here")):  # fmt: skip
+        assert classify(exc).kind is Kind.TRANSIENT, exc
+    assert classify(RuntimeError("CUDA out of memory")).message == "RuntimeError: CUDA out of memory"
+
+
+def test_cancellation_is_its_own_kind():
+    assert next_step(classify(JobCancelled("job cancelled")), attempt=1, max_attempts=3) is Step.CANCEL
+
+
+def test_transient_failures_retry_until_the_last_attempt():
+    failure = classify(ConnectionError("reset"))
+    assert [next_step(failure, a, 3) for a in (1, 2, 3)] == [Step.RETRY, Step.RETRY, Step.DEAD_LETTER]
+
+
+def test_permanent_failures_are_dead_lettered_at_once():
+    assert next_step(classify(ValidationError("bad", field="x")), attempt=1, max_attempts=3) is Step.DEAD_LETTER
+
+
+def test_a_job_whose_consumers_kept_dying_is_given_up():
+    failure = exhausted_reason(attempt=4, max_attempts=3)
+    assert next_step(failure, 4, 3) is Step.DEAD_LETTER
+    assert "3 attempt" in failure.message
+
+
+def test_only_blend_takes_batches():
+    assert batch_limit("gatys", 8) == 1
+    assert batch_limit("blend", 8) == 8
+    assert batch_limit("blend", 0) == 1
+
+
+def taken(tp, offset, job_id, epoch=1):
+    return Taken(tp, offset, epoch, b"{}", job_id)
+
+
+def test_duplicates_of_one_job_run_once():
+    records = [taken(TP0, 5, "a"), taken(TP0, 6, "b"), taken(TP1, 2, "a"), taken(TP1, 3, None)]
+    groups = group_duplicates(records)
+    assert [[r.offset for r in g] for g in groups] == [[5, 2], [6], [3]]
+
+
+def test_commit_past_every_resolved_record():
+    records = [taken(TP0, 5, "a"), taken(TP0, 6, "b"), taken(TP1, 2, "c")]
+    resolved = {(TP0, 5), (TP0, 6), (TP1, 2)}
+    plan = plan_commits(records, resolved, {TP0: 1, TP1: 1})
+    assert plan.commits == {TP0: 7, TP1: 3}
+    assert plan.rewinds == {}
+
+
+def test_commit_stops_at_the_first_unresolved_record_and_seeks_back_to_it():
+    records = [taken(TP0, 5, "a"), taken(TP0, 6, "b"), taken(TP0, 7, "c")]
+    plan = plan_commits(records, {(TP0, 5), (TP0, 7)}, {TP0: 1})
+    assert plan.commits == {TP0: 6}
+    assert plan.rewinds == {TP0: 6}
+    plan = plan_commits(records[:1], set(), {TP0: 1})
+    assert plan.commits == {} and plan.rewinds == {TP0: 5}
+
+
+def test_no_commit_for_a_partition_revoked_or_reassigned_meanwhile():
+    records = [taken(TP0, 5, "a", epoch=1), taken(TP1, 2, "b", epoch=1)]
+    resolved = {(TP0, 5), (TP1, 2)}
+    # TP0 revoked; TP1 revoked and assigned again (epoch 2): another member may have owned it.
+    plan = plan_commits(records, resolved, {TP1: 2})
+    assert plan.commits == {} and plan.rewinds == {}
