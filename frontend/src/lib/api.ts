@@ -1,0 +1,104 @@
+/**
+ * The one HTTP client of the UI: wraps fetch, parses JSON, and turns every non-OK response (and
+ * every network failure) into an {@link ApiError} carrying the server's code, message and field.
+ */
+import type { EnginesResponse, ErrorBody, Job, LossList, SnapshotList } from './types';
+
+export class ApiError extends Error {
+  /** HTTP status; 0 when the server could not be reached at all. */
+  readonly status: number;
+  /** The server's machine-readable code (`invalid`, `not_found`, …) or `network` / `http_<status>`. */
+  readonly code: string;
+  /** The request field the error is about (`content`, `style`, `image_size`, …), when known. */
+  readonly field: string | null;
+
+  constructor(status: number, code: string, message: string, field: string | null = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+type FetchFn = typeof fetch;
+
+function isErrorBody(body: unknown): body is ErrorBody {
+  const error = (body as ErrorBody | null)?.error;
+  return typeof error === 'object' && error !== null && typeof error.message === 'string';
+}
+
+/** Build an ApiError from a failed response, preferring the server's JSON error body. */
+export async function errorFrom(response: Response): Promise<ApiError> {
+  let body: unknown = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): fall back to the status line below.
+  }
+  if (isErrorBody(body)) {
+    const { code, message, field } = body.error;
+    return new ApiError(response.status, code || `http_${response.status}`, message, field ?? null);
+  }
+  const text = response.statusText || 'request failed';
+  return new ApiError(response.status, `http_${response.status}`, `${response.status} ${text}`);
+}
+
+export class Api {
+  private readonly base: string;
+  private readonly fetchFn: FetchFn;
+
+  /** `base` prefixes every path ('' = same origin); `fetchFn` is injectable for tests. */
+  constructor(base = '', fetchFn: FetchFn = (...args) => globalThis.fetch(...args)) {
+    this.base = base.replace(/\/$/, '');
+    this.fetchFn = fetchFn;
+  }
+
+  /** An absolute-path URL the server returned (job links) or a path of ours, under `base`. */
+  url(path: string): string {
+    return /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+  }
+
+  private async request<T>(path: string, init?: RequestInit): Promise<T> {
+    let response: Response;
+    try {
+      response = await this.fetchFn(this.url(path), {
+        ...init,
+        headers: { Accept: 'application/json', ...(init?.headers ?? {}) },
+      });
+    } catch (cause) {
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new ApiError(0, 'network', `cannot reach the server (${reason})`);
+    }
+    if (!response.ok) throw await errorFrom(response);
+    return (await response.json()) as T;
+  }
+
+  engines(): Promise<EnginesResponse> {
+    return this.request('/api/v1/engines');
+  }
+
+  /** POST a job: `form` holds the files (`content`, `style` ×n, `init_image`), `mode` and params. */
+  submit(form: FormData): Promise<Job> {
+    return this.request('/api/v1/jobs', { method: 'POST', body: form });
+  }
+
+  job(id: string): Promise<Job> {
+    return this.request(`/api/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  snapshots(job: Job): Promise<SnapshotList> {
+    return this.request(job.links.snapshots);
+  }
+
+  losses(job: Job): Promise<LossList> {
+    return this.request(job.links.losses);
+  }
+
+  cancel(id: string): Promise<Job> {
+    return this.request(`/api/v1/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  }
+}
+
+/** The client the app uses: same origin as the page (the API server serves the UI). */
+export const api = new Api();

@@ -1,0 +1,109 @@
+/**
+ * The advanced panel's model, derived from an engine's parameter list (`/api/v1/engines`):
+ * which control each parameter gets, its default, a client-side range check and how it is sent
+ * as a form field. Nothing here knows a parameter by name: a new server parameter just appears.
+ */
+import type { Engine, Parameter } from './types';
+
+/** A parameter's value as the form holds it; lists of numbers are edited as "1, 0.5" text. */
+export type ParamValue = boolean | number | string | string[] | null;
+export type ParamValues = Record<string, ParamValue>;
+
+export type Control = 'checkbox' | 'select' | 'multi' | 'slider' | 'number' | 'list' | 'text';
+
+function baseType(p: Parameter): string {
+  return p.type.replace(/\s*\|\s*null$/, '');
+}
+
+export function isOptional(p: Parameter): boolean {
+  return /\|\s*null$/.test(p.type);
+}
+
+export function isInteger(p: Parameter): boolean {
+  return baseType(p) === 'int';
+}
+
+/** Which input renders this parameter. A bounded fraction (0–1) gets a slider. */
+export function controlOf(p: Parameter): Control {
+  const type = baseType(p);
+  if (type === 'bool') return 'checkbox';
+  if (type.startsWith('list[')) return p.item_choices ? 'multi' : 'list';
+  if (p.choices) return 'select';
+  if (type === 'float' && p.min !== undefined && p.max !== undefined && p.max - p.min <= 1) {
+    return 'slider';
+  }
+  if (type === 'int' || type === 'float') return 'number';
+  return 'text';
+}
+
+/** The form value of a parameter's server default. */
+export function defaultValue(p: Parameter): ParamValue {
+  const control = controlOf(p);
+  if (control === 'list') return Array.isArray(p.default) ? p.default.join(', ') : '';
+  if (control === 'multi') return Array.isArray(p.default) ? p.default.map(String) : [];
+  return (p.default ?? null) as ParamValue;
+}
+
+export function defaults(engine: Engine): ParamValues {
+  return Object.fromEntries(engine.parameters.map((p) => [p.name, defaultValue(p)]));
+}
+
+function rangeError(p: Parameter, n: number): string | null {
+  if (!Number.isFinite(n)) return 'must be a number';
+  if (isInteger(p) && !Number.isInteger(n)) return 'must be a whole number';
+  if (p.min !== undefined && (p.min_exclusive ? n <= p.min : n < p.min)) {
+    return p.min_exclusive ? `must be greater than ${p.min}` : `must be at least ${p.min}`;
+  }
+  if (p.max !== undefined && n > p.max) return `must be at most ${p.max}`;
+  return null;
+}
+
+/** What is wrong with a value, in words, or null. The server checks again (and cross-field rules). */
+export function checkValue(p: Parameter, value: ParamValue): string | null {
+  const control = controlOf(p);
+  if (value === null || value === '') {
+    return isOptional(p) || control === 'list' ? null : 'must not be empty';
+  }
+  if (control === 'number' || control === 'slider') return rangeError(p, Number(value));
+  if (control === 'list') {
+    for (const item of String(value).split(',').map((s) => s.trim()).filter(Boolean)) {
+      const problem = rangeError(p, Number(item));
+      if (problem) return `“${item}” ${problem}`;
+    }
+  }
+  if (control === 'multi' && Array.isArray(value) && value.length === 0 && p.item_choices) {
+    return Array.isArray(p.default) && p.default.length > 0 ? 'choose at least one' : null;
+  }
+  return null;
+}
+
+/** The form-field text of a value: lists comma-separated, booleans as true/false. */
+export function serialize(value: ParamValue): string {
+  if (value === null) return '';
+  if (Array.isArray(value)) return value.join(',');
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean).join(',') || value.trim();
+  return String(value);
+}
+
+/**
+ * Form fields for the values that differ from the engine's defaults: the server stays the one
+ * place defaults are written, and the job's recorded params show the full set.
+ */
+export function changedFields(engine: Engine, values: ParamValues): [string, string][] {
+  const fields: [string, string][] = [];
+  for (const p of engine.parameters) {
+    if (!(p.name in values)) continue;
+    const text = serialize(values[p.name]);
+    if (text !== serialize(defaultValue(p))) fields.push([p.name, text]);
+  }
+  return fields;
+}
+
+export function errorsOf(engine: Engine, values: ParamValues): Record<string, string> {
+  const errors: Record<string, string> = {};
+  for (const p of engine.parameters) {
+    const problem = checkValue(p, values[p.name] ?? null);
+    if (problem) errors[p.name] = problem;
+  }
+  return errors;
+}

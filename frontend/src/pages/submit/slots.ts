@@ -1,0 +1,35 @@
+/** The image slots of the submit form and how their files become the request's fields. */
+import { checkFile, checkPixels } from '../../lib/validate';
+import { dimensions } from '../../lib/thumbnail';
+import type { Limits } from '../../lib/types';
+
+export type SlotName = 'content' | 'style1' | 'style2' | 'init_image';
+
+export interface Slot {
+  file: File | null;
+  url: string | null;
+  error: string | null;
+}
+
+export const EMPTY: Slot = { file: null, url: null, error: null };
+
+/** Which slot shows an error the server reported for a request field. */
+export function slotForField(field: string | null): SlotName | null {
+  if (field === 'content' || field === 'init_image') return field;
+  if (field === 'style' || field === 'styles' || field?.startsWith('style[')) return 'style1';
+  return null;
+}
+
+/** A slot for a newly picked file (checked for type and size; pixels are checked once decoded). */
+export function pickedSlot(file: File, limits: Limits | null): Slot {
+  const error = limits ? checkFile(file, limits) : null;
+  return { file, url: error ? null : URL.createObjectURL(file), error };
+}
+
+/** The pixel-count problem of a slot's image, once the browser has decoded it. */
+export async function pixelError(slot: Slot, limits: Limits | null): Promise<string | null> {
+  if (!slot.url || !limits) return null;
+  const size = await dimensions(slot.url);
+  if (!size) return `“${slot.file?.name}” could not be read as an image.`;
+  return checkPixels(size.width, size.height, limits);
+}
