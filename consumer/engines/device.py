@@ -65,3 +65,22 @@ def gpu_memory_mb(device: torch.device) -> float | None:
 def memory_format(device: torch.device) -> torch.memory_format:
     """channels_last lets cuDNN pick its fastest convolution kernels on tensor-core GPUs."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+@contextlib.contextmanager
+def reproducible(device: torch.device, enabled: bool = True):
+    """Deterministic cuDNN kernels for the duration, so a seeded run repeats bit for bit.
+
+    cuDNN autotuning (``benchmark``) may pick a different, non-deterministic algorithm from one
+    run to the next; a seeded job trades that speed for repeatability. CPU kernels are
+    deterministic already, so there this does nothing.
+    """
+    if not enabled or device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved

@@ -64,3 +64,16 @@ def preserve_colors(content: torch.Tensor, stylized: torch.Tensor) -> torch.Tens
     y = rgb_to_yuv(stylized)[:, :1]
     uv = rgb_to_yuv(content)[:, 1:]
     return yuv_to_rgb(torch.cat([y, uv], dim=1)).clamp(0, 1)
+
+
+def matched_luminance(rgb: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Luminance of ``rgb`` shifted and scaled to the mean and spread of ``reference``'s.
+
+    Gatys et al. (2016, "Preserving color in neural artistic style transfer") match the style's
+    luminance histogram to the content's this way before a luminance-only transfer, so the
+    style's overall brightness does not leak into the result.
+    """
+    y = rgb_to_yuv(rgb)[:, :1]
+    ref = rgb_to_yuv(reference)[:, :1]
+    scale = ref.std() / y.std().clamp_min(1e-6)
+    return ((y - y.mean()) * scale + ref.mean()).clamp(0, 1).expand(-1, 3, -1, -1)

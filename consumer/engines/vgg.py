@@ -134,6 +134,20 @@ class VGGFeatures(nn.Module):
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def activation_gain(self) -> float:
+        """How much larger a Caffe-scale network's activations are than this one's.
+
+        Caffe-format networks (and AdaIN's, whose first conv does the Caffe preprocessing) see
+        pixels in 0-255 units; torchvision's see them divided by 255*std, about 58 times smaller,
+        and their activations shrink by about as much. neural-style's default loss weights were
+        tuned at Caffe's scale, so the Gatys engine rescales its losses by this gain to keep those
+        defaults meaningful for every format.
+        """
+        if self.fmt != "torchvision":
+            return 1.0
+        return 255.0 * float(sum(IMAGENET_STD) / len(IMAGENET_STD))
+
     def preprocess(self, rgb: torch.Tensor) -> torch.Tensor:
         x = rgb.flip(1) if self.fmt == "caffe" else rgb
         return (x - self.mean) / self.std
@@ -153,16 +167,20 @@ class VGGFeatures(nn.Module):
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(rgb)
         for index, module in enumerate(self.layers[: last + 1]):
-            x = self._apply(module, x, pooling)
+            x = self._layer(module, x, pooling, inplace=index - 1 not in wanted)
             if index in wanted:
                 out[wanted[index]] = x
         return out
 
     @staticmethod
-    def _apply(module: nn.Module, x: torch.Tensor, pooling: str) -> torch.Tensor:
+    def _layer(module: nn.Module, x: torch.Tensor, pooling: str, *, inplace: bool = False) -> torch.Tensor:
         # Pooling is chosen per call so one loaded network serves max- and avg-pooling jobs.
         if isinstance(module, nn.MaxPool2d) and pooling == "avg":
             return F.avg_pool2d(x, module.kernel_size, module.stride, ceil_mode=module.ceil_mode)
+        if isinstance(module, nn.ReLU) and inplace:
+            # A ReLU may overwrite its conv's output (the conv's backward does not need it) unless
+            # that output was asked for by name (conv4_2 …): saves a tensor per layer per pass.
+            return F.relu(x, inplace=True)
         return module(x)
 
 
@@ -194,23 +212,52 @@ def load_vgg(arch: str, fmt: str, path: Path | None) -> VGGFeatures:
         # Seeded so every consumer of a dev stack builds the same random network.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
-            return VGGFeatures(arch, fmt, VGGSource(arch, fmt, None))
+            return _randomised(VGGFeatures(arch, fmt, VGGSource(arch, fmt, None)))
     net = VGGFeatures(arch, fmt, VGGSource(arch, fmt, str(path)))
-    state = _feature_state(read_state_dict(path), fmt)
+    raw = read_state_dict(path)
+    state = _feature_state(raw, fmt)
     expected = net.layers.state_dict()
-    missing = sorted(set(expected) - set(state), key=_key_order)
-    if missing:
-        raise ArtifactError(
-            f"{path.name} does not look like a {fmt} {arch} file: missing {', '.join(missing[:4])}"
-            f"{' …' if len(missing) > 4 else ''}; found keys like {', '.join(list(state)[:4]) or 'none'}"
-        )
-    for key, tensor in expected.items():
-        if state[key].shape != tensor.shape:
-            raise ArtifactError(
-                f"{path.name}: {key} has shape {tuple(state[key].shape)}, {arch} needs {tuple(tensor.shape)}"
-            )
+    _check_state(path.name, arch, fmt, raw, state, expected)
     # Files may hold layers beyond the deepest we build (AdaIN's relu5_4): ignore extras.
     net.layers.load_state_dict({k: state[k] for k in expected})
+    return net
+
+
+def _check_state(
+    name: str,
+    arch: str,
+    fmt: str,
+    raw: dict[str, Any],
+    state: dict[str, Any],
+    expected: dict[str, torch.Tensor],
+) -> None:
+    """Raise :class:`ArtifactError` naming the first missing or mis-shaped key as the file spells it."""
+    prefix = "" if fmt == "adain" else "features."
+    missing = sorted(set(expected) - set(state), key=_key_order)
+    if missing:
+        shown = ", ".join(prefix + k for k in missing[:4])
+        raise ArtifactError(
+            f"{name} does not look like a {fmt} {arch} file: missing {shown}"
+            f"{' …' if len(missing) > 4 else ''}; found keys like {', '.join(list(raw)[:4]) or 'none'}"
+        )
+    for key, tensor in expected.items():
+        found = getattr(state[key], "shape", None)
+        if found != tensor.shape:
+            shape = tuple(found) if found is not None else type(state[key]).__name__
+            raise ArtifactError(f"{name}: {prefix}{key} has shape {shape}, {arch} needs {tuple(tensor.shape)}")
+
+
+def _randomised(net: VGGFeatures) -> VGGFeatures:
+    """He-initialised convolutions with zero biases.
+
+    PyTorch's default init shrinks activations layer by layer, so a random VGG19's deep
+    features (and the losses built on them) would be all but zero; He init keeps their scale,
+    which makes random-weight runs exercise every loss the way real weights do.
+    """
+    for module in net.layers:
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
     return net
 
 

@@ -43,7 +43,7 @@ class GatysParams(Params):
         item_choices=VGG19_LAYERS,
     )
     style_layer_weights: tuple[float, ...] = param(
-        (), "one weight per style layer (empty: all equal)", min=0
+        (), "one multiplier of style_weight per style layer (empty: all 1)", min=0
     )
     optimizer: str = param("lbfgs", "optimisation method", choices=("lbfgs", "adam"))
     learning_rate: float = param(
@@ -53,7 +53,7 @@ class GatysParams(Params):
         "content", "starting image", choices=("content", "random", "style", "image")
     )
     style_blend_weights: tuple[float, ...] = param(
-        (), "one weight per style image (empty: all equal)", min=0
+        (), "one weight per style image, normalised to sum 1 (empty: all equal)", min=0
     )
     style_scale: float = param(
         1.0, "size of the style images relative to the output", min=0.05, max=4.0
@@ -61,6 +61,9 @@ class GatysParams(Params):
     image_size: int = param(512, "longest side of the output in pixels", min=16, max=MAX_IMAGE_SIZE)
     coarse_to_fine: bool = param(
         True, "for large outputs, optimise small first and grow by about sqrt(2) per stage"
+    )
+    min_stage_size: int = param(
+        256, "longest side of the first coarse-to-fine stage", min=16, max=MAX_IMAGE_SIZE
     )
     preserve_colors: bool = param(False, "keep the content's colours (luminance-only transfer)")
     pooling: str = param("max", "VGG pooling", choices=("max", "avg"))
