@@ -120,7 +120,6 @@ def job_schema() -> dict[str, Any]:
                        "init_image": STRING_OR_NULL},
         "description": "S3 keys of the normalised (RGB PNG) uploads",
     }  # fmt: skip
-    link_names = list(links("x"))
     properties = {
         "id": {"type": "string"},
         "mode": {"type": "string", "enum": list(MODES)},
@@ -136,11 +135,20 @@ def job_schema() -> dict[str, Any]:
         "result_key": STRING_OR_NULL,
         "snapshots": {"type": "array", "items": {"type": "integer"}, "description": "iterations with a snapshot"},
         "engine": {"type": "object", "description": "what the engine reported: device, random_weights …"},
-        "links": {"type": "object", "required": link_names,
-                  "properties": {name: {"type": "string"} for name in link_names}},
+        "links": links_schema(),
         "queue_position": {"type": ["integer", "null"],
                            "description": "queued jobs of the same mode submitted earlier (null unless queued)"},
     }  # fmt: skip
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def links_schema() -> dict[str, Any]:
+    """The job's ``links``, from the links the service builds (so a new link cannot go undocumented)."""
+    about = {"content": "the content input (normalised PNG)", "styles": "each style input (normalised PNG), in order"}
+    properties = {}
+    for name, value in links(example_model()).items():
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if isinstance(value, list) else {"type": "string"}
+        properties[name] = {**schema, "description": about[name]} if name in about else schema
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
@@ -213,9 +221,10 @@ def schemas() -> dict[str, Any]:
 # -- examples, built by the code that answers -----------------------------------------------
 
 
-def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
+def example_model(status: Status = Status.RUNNING) -> Job:
+    """The example job: gatys with one style, running."""
     keys = object_keys(EXAMPLE_ID)
-    job = Job(
+    return Job(
         id=EXAMPLE_ID,
         mode="gatys",
         params=MODES["gatys"]().to_dict(),
@@ -228,8 +237,12 @@ def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
         snapshots=(50, 100, 150),
         engine={"device": "cpu", "random_weights": False},
     )
+
+
+def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
+    job = example_model(status)
     data = job.to_dict()
-    data["links"] = links(job.id)
+    data["links"] = links(job)
     data["queue_position"] = None
     return data
 
@@ -237,7 +250,7 @@ def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
 def examples() -> dict[str, Any]:
     queued = {**example_job(Status.QUEUED), "attempt": 0, "started_at": None, "snapshots": [],
               "progress": {"iteration": 0, "total": 0}, "engine": {}, "queue_position": 2}  # fmt: skip
-    snaps = links(EXAMPLE_ID)["snapshots"]
+    snaps = links(example_model())["snapshots"]
     losses = [{"iteration": i, "content": 12.5 / i, "style": 40.0 / i, "tv": 0.8, "total": 52.5 / i + 0.8} for i in (50, 100)]
     return {
         "Job": example_job(),
@@ -249,6 +262,7 @@ def examples() -> dict[str, Any]:
         "Snapshots": {"job_id": EXAMPLE_ID, "snapshots": [{"iteration": i, "url": f"{snaps}/{i}"} for i in (50, 100)]},
         "Losses": {"job_id": EXAMPLE_ID, "losses": losses},
         "Error": error_body("invalid", "must be at most 2048, got 4096", "image_size"),
+        "InputNotFound": error_body("not_found", f"job {EXAMPLE_ID} has no input 'init_image'; it has content, style-0", "name"),
         "Health": {"status": "ok"},
         "Ready": {"redis": "ok", "kafka": "ok", "s3": "error: EndpointConnectionError: could not connect"},
         "ReadyOk": {"redis": "ok", "kafka": "ok", "s3": "ok"},
@@ -301,6 +315,10 @@ def job_paths() -> dict[str, Any]:
     presigned = {"name": "presigned", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
                  "description": "redirect (307) to a presigned S3 URL instead of streaming"}  # fmt: skip
     iteration = {"name": "iteration", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    input_name = {"name": "name", "in": "path", "required": True,
+                  "schema": {"type": "string", "pattern": r"^(content|style-[0-9]+|init_image)$"},
+                  "description": "content, style-0, style-1 … (in upload order) or init_image"}  # fmt: skip
+    input_missing = _json("Error", "no such job, or the job has no input of that name", "InputNotFound")
     zip_text = "ZIP: snapshots/NNNNNN.jpg in iteration order, result.png (once succeeded), params.json; streamed"
     return {
         "/api/v1/jobs": {"post": _op("submitJob", "Submit a job", submit_responses, requestBody=submit_body)},
@@ -315,6 +333,11 @@ def job_paths() -> dict[str, Any]:
             "get": _op("getResult", "The result image", {"200": _binary("image/png", "the result"),
                        "307": {"description": "redirect to a presigned URL (presigned=true)"}, **_errors(404, 409)},
                        parameters=[presigned]),
+        },
+        f"{job}/inputs/{{name}}": {
+            "parameters": [_job_id(), input_name],
+            "get": _op("getInput", "A stored input image, as normalised on upload",
+                       {"200": _binary("image/png", "the input (RGB PNG)"), "404": input_missing}),
         },
         f"{job}/snapshots": {
             "parameters": [_job_id()],

@@ -54,6 +54,13 @@ def get_result(job_id: str):
     return Response(chunks, mimetype="image/png", headers=headers)
 
 
+@bp.get("/jobs/<job_id>/inputs/<name>")
+def get_input(job_id: str, name: str):
+    chunks = service().input_image(job_id, name)  # raises for an unknown name, so it is safe below
+    headers = {"Content-Disposition": f'inline; filename="{job_id}-{name}.png"'}
+    return Response(chunks, mimetype="image/png", headers=headers)
+
+
 @bp.get("/jobs/<job_id>/snapshots")
 def list_snapshots(job_id: str):
     return jsonify(service().snapshots(job_id))

@@ -92,14 +92,30 @@ class Submission:
     files: list[FilePart] = field(default_factory=list)
 
 
-def links(job_id: str) -> dict[str, str]:
-    base = f"{API_PREFIX}/jobs/{job_id}"
+def job_url(job_id: str) -> str:
+    return f"{API_PREFIX}/jobs/{job_id}"
+
+
+def input_keys(inputs: Inputs) -> dict[str, str]:
+    """A job's stored inputs by the name its URL uses (content, style-0, style-1 …, init_image) → S3 key."""
+    keys = {"content": inputs.content}
+    keys.update({f"style-{index}": key for index, key in enumerate(inputs.styles)})
+    if inputs.init_image:
+        keys["init_image"] = inputs.init_image
+    return keys
+
+
+def links(job: Job) -> dict[str, Any]:
+    """The job's related URLs (relative); ``content`` and ``styles`` are its stored, normalised inputs."""
+    base = job_url(job.id)
     return {
         "self": base,
         "result": f"{base}/result",
         "snapshots": f"{base}/snapshots",
         "zip": f"{base}/snapshots.zip",
         "losses": f"{base}/losses",
+        "content": f"{base}/inputs/content",
+        "styles": [f"{base}/inputs/style-{index}" for index in range(len(job.inputs.styles))],
     }
 
 
@@ -199,7 +215,7 @@ class JobService:
     def job_view(self, job: Job) -> dict[str, Any]:
         """The job's JSON as the API answers it: the record plus links and queue position."""
         data = job.to_dict()
-        data["links"] = links(job.id)
+        data["links"] = links(job)
         data["queue_position"] = self.status.queue_position(job)
         return data
 
@@ -226,13 +242,24 @@ class JobService:
             raise Conflict(f"job {job_id} {why}; the result exists once its status is succeeded", field="job_id")
         return job.result_key
 
+    def input_image(self, job_id: str, name: str) -> Iterator[bytes]:
+        """One stored input's PNG bytes, streamed; NotFound naming ``name`` if the job has no such input."""
+        keys = input_keys(self.status.get(job_id).inputs)
+        if name not in keys:
+            raise NotFound(f"job {job_id} has no input {name!r}; it has {', '.join(keys)}", field="name")
+        try:
+            return self.storage.stream(keys[name])
+        except NotFound:
+            # The record names it but S3 has lost it (removed by hand or by a lifecycle rule).
+            raise NotFound(f"input {name!r} of job {job_id} is no longer stored", field="name") from None
+
     def losses(self, job_id: str) -> dict[str, Any]:
         self.status.get(job_id)  # 404 for an unknown job rather than an empty curve
         return {"job_id": job_id, "losses": self.status.losses(job_id)}
 
     def snapshots(self, job_id: str) -> dict[str, Any]:
         job = self.status.get(job_id)
-        base = links(job_id)["snapshots"]
+        base = links(job)["snapshots"]
         return {
             "job_id": job_id,
             "snapshots": [{"iteration": i, "url": f"{base}/{i}"} for i in self._iterations(job)],

@@ -172,5 +172,9 @@ class ApiConfig:
 @dataclass(frozen=True)
 class WorkerConfig:
     max_attempts: int = env("STYLEQUEUE_MAX_ATTEMPTS", 3, help="tries of a job before it is dead-lettered")
-    blend_batch: int = env("STYLEQUEUE_BLEND_BATCH", 8, help="most blend jobs run in one batched pass")
+    blend_batch: int = env(
+        "STYLEQUEUE_BLEND_BATCH",
+        8,
+        help="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
+    )
     metrics_port: int = env("STYLEQUEUE_METRICS_PORT", 0, help="consumer /metrics port (0: off)")

@@ -35,7 +35,7 @@ def test_every_api_path_has_a_curl_example():
     section = pipeline_section()
     for path in openapi.document()["paths"]:
         example = path.replace("{job_id}", "$ID")
-        pattern = re.escape(example).replace(re.escape("{iteration}"), r"\d+")
+        pattern = re.escape(example).replace(re.escape("{iteration}"), r"\d+").replace(re.escape("{name}"), r"[a-z][\w-]*")
         assert re.search(pattern, section), path
 
 

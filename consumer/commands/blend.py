@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stylequeue.errors import ValidationError
-from stylequeue.params import describe
+from consumer.commands.flags import add_param_flags, open_image, param_values
 from stylequeue.params.blend import BlendParams
 
 # Extra spellings: the issue's `--size` and the singular `--preserve-color`.
@@ -30,7 +29,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--content", required=True, type=Path, help="content image")
     parser.add_argument("--style", required=True, type=Path, help="first style image")
     parser.add_argument("--style2", type=Path, help="second style image (blended by --ratio)")
-    add_param_flags(parser, BlendParams)
+    add_param_flags(
+        parser.add_argument_group("blend parameters"), BlendParams, separator="-", aliases=ALIASES
+    )
     parser.add_argument("--output", "-o", type=Path, default=Path("blend.png"), help="output image (default: %(default)s)")
     parser.add_argument(
         "--model",
@@ -40,37 +41,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--random-weights", action="store_true", help="DEV/TEST ONLY: random networks")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: STYLEQUEUE_DEVICE)")
     parser.set_defaults(func=run)
-
-
-def add_param_flags(parser: argparse.ArgumentParser, params_cls: type) -> None:
-    """One flag per parameter field; values stay strings so the params code parses and names them."""
-    group = parser.add_argument_group(f"{params_cls.mode} parameters")
-    for entry in describe(params_cls):
-        name = entry["name"]
-        flags = [f"--{name.replace('_', '-')}", *ALIASES.get(name, [])]
-        help_text = f"{entry['help']} (default: {entry['default']})"
-        if entry["type"] == "bool":
-            group.add_argument(*flags, dest=name, action="store_true", default=None, help=help_text)
-        else:
-            group.add_argument(*flags, dest=name, default=None, metavar=entry["type"].upper(), help=help_text)
-
-
-def param_values(args: argparse.Namespace, params_cls: type) -> dict[str, Any]:
-    """The parameter flags the user gave (omitted ones take the dataclass defaults)."""
-    names = [f.name for f in dataclasses.fields(params_cls)]
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-
-
-def open_image(path: Path, field: str) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise ValidationError(f"no such file: {path}", field=field) from None
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ValidationError(f"not a readable image: {path} ({exc})", field=field) from None
 
 
 def engine_config(args: argparse.Namespace) -> Any:

@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from consumer.commands.flags import add_param_flags, open_image, param_values
 from stylequeue import config as config_mod
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ValidationError
-from stylequeue.params import describe, parse_params
+from stylequeue.params import parse_params
 from stylequeue.params.gatys import GatysParams
 
 # The seed CLI called the output size --height; it means the longest side here (--image_size).
@@ -52,25 +53,10 @@ def register(subparsers: Any) -> None:
     files.add_argument("--init_image", type=Path, help="starting image for --init_method image")
     files.add_argument("--output_file", type=Path, default=Path("out.png"), help="where to write the result (default: out.png)")
     files.add_argument("--snapshot_dir", type=Path, help="write a snapshot every --snapshot_every iterations here")
-    _add_param_flags(parser.add_argument_group("engine parameters"))
+    add_param_flags(parser.add_argument_group("engine parameters"), GatysParams, aliases=ALIASES)
     _add_config_flags(parser.add_argument_group("device and weights (override STYLEQUEUE_*)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-def _add_param_flags(group: argparse._ArgumentGroup) -> None:
-    """One flag per GatysParams field; values stay strings so parse_params checks them all."""
-    for entry in describe(GatysParams):
-        name = entry["name"]
-        extra = f" [{', '.join(entry['choices'])}]" if "choices" in entry else ""
-        default = entry["default"]
-        shown = ",".join(map(str, default)) or "none" if isinstance(default, list) else default
-        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": f"{entry['help']}{extra} (default: {shown})"}
-        if entry["type"] == "bool":
-            kwargs.update(nargs="?", const="true", metavar="BOOL")
-        if entry["type"].startswith("list["):
-            kwargs["metavar"] = "A,B,…"
-        group.add_argument(f"--{name}", *ALIASES.get(name, []), **kwargs)
 
 
 def _add_config_flags(group: argparse._ArgumentGroup) -> None:
@@ -106,21 +92,7 @@ def _check_choices(changes: dict[str, Any]) -> None:
 
 
 def gatys_params(args: argparse.Namespace) -> GatysParams:
-    raw = {e["name"]: getattr(args, e["name"]) for e in describe(GatysParams)}
-    return parse_params(GatysParams, {k: v for k, v in raw.items() if v is not None})
-
-
-def open_image(path: Path, field: str):
-    """A local image as RGB, or a ValidationError naming the flag."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except FileNotFoundError:
-        raise ValidationError(f"no such file: {path}", field=field) from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValidationError(f"not a readable image: {path} ({exc})", field=field) from None
+    return parse_params(GatysParams, param_values(args, GatysParams))
 
 
 def style_paths(values: list[str]) -> list[Path]:

@@ -35,6 +35,8 @@ export function job(overrides: Partial<Job> = {}): Job {
       snapshots: `/api/v1/jobs/${id}/snapshots`,
       zip: `/api/v1/jobs/${id}/snapshots.zip`,
       losses: `/api/v1/jobs/${id}/losses`,
+      content: `/api/v1/jobs/${id}/inputs/content`,
+      styles: [`/api/v1/jobs/${id}/inputs/style-0`],
     },
     queue_position: null,
   };

@@ -99,7 +99,8 @@ def test_blend_job_result_zip_history_and_share_link(page, ui_url, browser, cons
         console.watch(shared)
         shared.goto(f"{ui_url}/#/jobs/{job_id}")
         status(shared).filter(has_text="Done").wait_for()
-        shared.get_by_test_id("result-image").wait_for()  # no local "before" picture: the plain result
+        # No local history there: the "before" picture is the server's stored content input.
+        shared.get_by_test_id("before-after").wait_for()
     finally:
         other.close()
 
@@ -108,7 +109,8 @@ def test_gatys_job_shows_snapshots_and_loss_while_running(page, ui_url, shoot):
     open_form(page, ui_url)
     page.get_by_role("radio", name=re.compile("gatys", re.I)).check()
     choose_images(page, STYLE)
-    set_params(page, image_size=32, total_iterations=12, snapshot_every=3)
+    # Long enough (a few seconds even on a fast machine) that the page sees it running.
+    set_params(page, image_size=48, total_iterations=240, snapshot_every=60)
     submit(page)
 
     # A snapshot in the filmstrip while the badge still says Running: they appear live.
@@ -123,15 +125,15 @@ def test_gatys_job_shows_snapshots_and_loss_while_running(page, ui_url, shoot):
     status(page).filter(has_text="Done").wait_for(timeout=JOB_TIMEOUT_MS)
     page.get_by_test_id("loss-chart").wait_for()
     strip = page.get_by_test_id("filmstrip").locator("li")
-    assert strip.count() == 4  # iterations 3, 6, 9, 12
+    assert strip.count() == 4  # iterations 60, 120, 180, 240
     strip.first.get_by_role("button").click()  # scrub back to the first snapshot
-    assert page.get_by_test_id("snapshot-main").get_attribute("alt") == "Snapshot at iteration 3"
+    assert page.get_by_test_id("snapshot-main").get_attribute("alt") == "Snapshot at iteration 60"
     shoot("done")
 
     with zipfile.ZipFile(io.BytesIO(download(page, "download-zip"))) as archive:
         names = archive.namelist()
     snaps = [n for n in names if n.startswith("snapshots/")]
-    assert snaps == [f"snapshots/{i:06d}.jpg" for i in (3, 6, 9, 12)]
+    assert snaps == [f"snapshots/{i:06d}.jpg" for i in (60, 120, 180, 240)]
     assert {"result.png", "params.json"} <= set(names)
 
 

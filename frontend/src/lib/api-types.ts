@@ -84,6 +84,10 @@ export interface Job {
     snapshots: string;
     zip: string;
     losses: string;
+    /** the content input (normalised PNG) */
+    content: string;
+    /** each style input (normalised PNG), in order */
+    styles: string[];
   };
   /** queued jobs of the same mode submitted earlier (null unless queued) */
   queue_position: number | null;

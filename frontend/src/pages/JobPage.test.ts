@@ -39,6 +39,8 @@ describe('JobPage', () => {
 
     expect(await screen.findByTestId('download-result', {}, { timeout: 3000 })).toHaveAttribute('href', `${base}/result`);
     expect(screen.getByTestId('download-zip')).toHaveAttribute('href', `${base}/snapshots.zip`);
+    // The comparison's "before" is the server's stored content input (no local history needed).
+    expect(screen.getByRole('img', { name: 'Original, before styling' })).toHaveAttribute('src', `${base}/inputs/content`);
     expect(screen.getByTestId('job-status')).toHaveTextContent('Done');
     await vi.waitFor(() => expect(findHistory(ID)?.status).toBe('succeeded'));
 
