@@ -73,7 +73,10 @@ def form_parameters() -> dict[str, dict[str, Any]]:
             name = entry["name"]
             used_by.setdefault(name, []).append(mode)
             if name in fields and _without_doc(fields[name]) != _without_doc(schema):
-                schema = {"anyOf": [_without_doc(fields[name]), _without_doc(schema)], "description": schema["description"]}
+                schema = {
+                    "anyOf": [_without_doc(fields[name]), _without_doc(schema)],
+                    "description": schema["description"],
+                }
             fields[name] = schema
     for name, schema in fields.items():
         schema["description"] = f"{schema['description']} (mode: {', '.join(used_by[name])})"
@@ -144,10 +147,15 @@ def job_schema() -> dict[str, Any]:
 
 def links_schema() -> dict[str, Any]:
     """The job's ``links``, from the links the service builds (so a new link cannot go undocumented)."""
-    about = {"content": "the content input (normalised PNG)", "styles": "each style input (normalised PNG), in order"}
+    about = {
+        "content": "the content input (normalised PNG)",
+        "styles": "each style input (normalised PNG), in order",
+    }
     properties = {}
     for name, value in links(example_model()).items():
-        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if isinstance(value, list) else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "array", "items": {"type": "string"}} if isinstance(value, list) else {"type": "string"}
+        )
         properties[name] = {**schema, "description": about[name]} if name in about else schema
     return {"type": "object", "required": list(properties), "properties": properties}
 
@@ -212,8 +220,11 @@ def schemas() -> dict[str, Any]:
         "Losses": _list_schema("losses", loss),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": error}},
         "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
-        "Ready": {"type": "object", "required": ["redis", "kafka", "s3"],
-                  "properties": {"redis": state, "kafka": state, "s3": state}},  # fmt: skip
+        "Ready": {
+            "type": "object",
+            "required": ["redis", "kafka", "s3"],
+            "properties": {"redis": state, "kafka": state, "s3": state},
+        },  # fmt: skip
         "SubmitForm": submit_form(),
     }
 
@@ -251,7 +262,10 @@ def examples() -> dict[str, Any]:
     queued = {**example_job(Status.QUEUED), "attempt": 0, "started_at": None, "snapshots": [],
               "progress": {"iteration": 0, "total": 0}, "engine": {}, "queue_position": 2}  # fmt: skip
     snaps = links(example_model())["snapshots"]
-    losses = [{"iteration": i, "content": 12.5 / i, "style": 40.0 / i, "tv": 0.8, "total": 52.5 / i + 0.8} for i in (50, 100)]
+    losses = [
+        {"iteration": i, "content": 12.5 / i, "style": 40.0 / i, "tv": 0.8, "total": 52.5 / i + 0.8}
+        for i in (50, 100)
+    ]
     return {
         "Job": example_job(),
         "QueuedJob": queued,
@@ -259,10 +273,15 @@ def examples() -> dict[str, Any]:
             "engines": [engine_entry(mode, []) for mode in MODES],
             "limits": Limits.from_config(ApiConfig()).to_dict(),
         },
-        "Snapshots": {"job_id": EXAMPLE_ID, "snapshots": [{"iteration": i, "url": f"{snaps}/{i}"} for i in (50, 100)]},
+        "Snapshots": {
+            "job_id": EXAMPLE_ID,
+            "snapshots": [{"iteration": i, "url": f"{snaps}/{i}"} for i in (50, 100)],
+        },
         "Losses": {"job_id": EXAMPLE_ID, "losses": losses},
         "Error": error_body("invalid", "must be at most 2048, got 4096", "image_size"),
-        "InputNotFound": error_body("not_found", f"job {EXAMPLE_ID} has no input 'init_image'; it has content, style-0", "name"),
+        "InputNotFound": error_body(
+            "not_found", f"job {EXAMPLE_ID} has no input 'init_image'; it has content, style-0", "name"
+        ),
         "Health": {"status": "ok"},
         "Ready": {"redis": "ok", "kafka": "ok", "s3": "error: EndpointConnectionError: could not connect"},
         "ReadyOk": {"redis": "ok", "kafka": "ok", "s3": "ok"},
@@ -293,7 +312,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _binary(media_type: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}}}
+    return {
+        "description": description,
+        "content": {media_type: {"schema": {"type": "string", "contentMediaType": media_type}}},
+    }
 
 
 def _job_id() -> dict[str, Any]:
@@ -314,12 +336,19 @@ def job_paths() -> dict[str, Any]:
     submit_body = {"required": True, "content": {"multipart/form-data": {"schema": _ref("SubmitForm")}}}
     presigned = {"name": "presigned", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
                  "description": "redirect (307) to a presigned S3 URL instead of streaming"}  # fmt: skip
-    iteration = {"name": "iteration", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+    iteration = {
+        "name": "iteration",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
     input_name = {"name": "name", "in": "path", "required": True,
                   "schema": {"type": "string", "pattern": r"^(content|style-[0-9]+|init_image)$"},
                   "description": "content, style-0, style-1 … (in upload order) or init_image"}  # fmt: skip
     input_missing = _json("Error", "no such job, or the job has no input of that name", "InputNotFound")
-    zip_text = "ZIP: snapshots/NNNNNN.jpg in iteration order, result.png (once succeeded), params.json; streamed"
+    zip_text = (
+        "ZIP: snapshots/NNNNNN.jpg in iteration order, result.png (once succeeded), params.json; streamed"
+    )
     return {
         "/api/v1/jobs": {"post": _op("submitJob", "Submit a job", submit_responses, requestBody=submit_body)},
         job: {
@@ -360,7 +389,10 @@ def job_paths() -> dict[str, Any]:
 
 def service_paths() -> dict[str, Any]:
     any_object = {"description": "this document", "content": {JSON: {"schema": {"type": "object"}}}}
-    metrics = {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    metrics = {
+        "description": "Prometheus text format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
     return {
         "/api/v1/engines": {"get": _op("listEngines", "Modes, their parameters and availability", {"200": _json("Engines", "engines")})},
         "/api/v1/openapi.json": {"get": _op("openapi", "This OpenAPI document", {"200": any_object})},

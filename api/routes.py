@@ -22,7 +22,10 @@ def service() -> JobService:
 def _submission() -> Submission:
     """Form fields (repeated ones joined with commas, the list syntax) and file parts, in order."""
     fields = {name: ",".join(values) for name, values in request.form.lists()}
-    files = [FilePart(name, upload.filename or "", upload.stream) for name, upload in request.files.items(multi=True)]
+    files = [
+        FilePart(name, upload.filename or "", upload.stream)
+        for name, upload in request.files.items(multi=True)
+    ]
     return Submission(fields, files)
 
 

@@ -176,13 +176,17 @@ class JobService:
             uploads[name] = accept(part.stream, part.field, self.limits)
             total += uploads[name].source_bytes
             if total > self.limits.max_request_bytes:
-                raise TooLarge(f"files add up to more than {self.limits.max_request_bytes} bytes", field=part.field)
+                raise TooLarge(
+                    f"files add up to more than {self.limits.max_request_bytes} bytes", field=part.field
+                )
         return uploads
 
     def _new_job(self, mode: str, params: dict[str, Any], uploads: dict[str, Upload]) -> Job:
         job_id = new_job_id()
         keys = object_keys(job_id)
-        styles = tuple(keys["style"].format(index=i) for i in range(sum(n.startswith("style-") for n in uploads)))
+        styles = tuple(
+            keys["style"].format(index=i) for i in range(sum(n.startswith("style-") for n in uploads))
+        )
         init = keys["init_image"] if "init_image" in uploads else None
         return Job(id=job_id, mode=mode, params=params, inputs=Inputs(keys["content"], styles, init))
 
@@ -190,7 +194,9 @@ class JobService:
         keys = object_keys(job.id)
         try:
             for name, upload in uploads.items():
-                key = keys[name] if not name.startswith("style-") else keys["style"].format(index=int(name[6:]))
+                key = (
+                    keys[name] if not name.startswith("style-") else keys["style"].format(index=int(name[6:]))
+                )
                 self.storage.put(key, upload.png, "image/png")
             self.storage.put(keys["params"], params_json(job), "application/json")
             self.status.create(job)
@@ -204,7 +210,10 @@ class JobService:
 
     def _undo(self, job: Job) -> None:
         """Remove a failed submission's objects and record (best effort: each step on its own)."""
-        for step in (lambda: self.status.discard(job), lambda: self.storage.delete_prefix(object_keys(job.id)["prefix"] + "/")):
+        for step in (
+            lambda: self.status.discard(job),
+            lambda: self.storage.delete_prefix(object_keys(job.id)["prefix"] + "/"),
+        ):
             try:
                 step()
             except Exception:  # noqa: BLE001 - undo must try every step and keep the first error
@@ -239,7 +248,9 @@ class JobService:
             why = {Status.QUEUED: "is queued", Status.RUNNING: "is still running"}.get(
                 job.status, f"has {job.status.value} without a result"
             )
-            raise Conflict(f"job {job_id} {why}; the result exists once its status is succeeded", field="job_id")
+            raise Conflict(
+                f"job {job_id} {why}; the result exists once its status is succeeded", field="job_id"
+            )
         return job.result_key
 
     def input_image(self, job_id: str, name: str) -> Iterator[bytes]:
@@ -306,7 +317,10 @@ class JobService:
 
     def engines(self) -> dict[str, Any]:
         reports = self.status.engines(MODES)
-        return {"engines": [engine_entry(mode, reports[mode]) for mode in MODES], "limits": self.limits.to_dict()}
+        return {
+            "engines": [engine_entry(mode, reports[mode]) for mode in MODES],
+            "limits": self.limits.to_dict(),
+        }
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Each backing service's state ("ok" or the error); True when all are ok."""
@@ -387,7 +401,9 @@ def _check_init_image(params: Any, init_parts: list[FilePart]) -> None:
     if wants and not init_parts:
         raise ValidationError("init_method=image needs an init_image file", field="init_image")
     if init_parts and not wants:
-        raise ValidationError("an init_image is used only with mode=gatys and init_method=image", field="init_image")
+        raise ValidationError(
+            "an init_image is used only with mode=gatys and init_method=image", field="init_image"
+        )
 
 
 def _named_parts(parts: dict[str, list[FilePart]]) -> Iterator[tuple[str, FilePart]]:

@@ -105,7 +105,8 @@ def _open(data: bytes, field: str, limits: Limits) -> Image.Image:
     width, height = image.size
     if width * height > limits.max_pixels:
         raise TooLarge(
-            f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}", field=field
+            f"image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
+            field=field,
         )
     if width < 1 or height < 1:
         raise BadRequest("image has no pixels", field=field)

@@ -37,12 +37,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: %(default)s)")
     parser.add_argument("--size", type=int, default=64, help="output longest side (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=16, help="jobs per round (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=8, help="jobs per forward pass when batched (default: %(default)s)")
+    parser.add_argument(
+        "--batch", type=int, default=8, help="jobs per forward pass when batched (default: %(default)s)"
+    )
     parser.add_argument("--styles", type=int, default=2, help="distinct style images (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per scenario (default: %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed rounds per scenario (default: %(default)s)"
+    )
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     parser.add_argument("--model", default="", help="blend model spec (default: random weights)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU intra-op threads (default: torch's choice)"
+    )
     return parser.parse_args(argv)
 
 

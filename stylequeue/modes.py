@@ -21,9 +21,7 @@ def params_class(mode: str) -> type[Params]:
     try:
         return MODES[mode]
     except KeyError:
-        raise ValidationError(
-            f"unknown mode {mode!r}; known: {', '.join(MODES)}", field="mode"
-        ) from None
+        raise ValidationError(f"unknown mode {mode!r}; known: {', '.join(MODES)}", field="mode") from None
 
 
 def validate_job_params(mode: str, raw: Mapping[str, Any], n_styles: int) -> Params:

@@ -38,7 +38,9 @@ Extra = Callable[[Any, Job], None]
 
 def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
     """A Redis client for ``cfg.url`` (bytes in and out: snapshots are binary)."""
-    return redis_lib.Redis.from_url(cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    return redis_lib.Redis.from_url(
+        cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
 
 
 def _error(error: JobError | dict[str, Any] | None) -> JobError | None:

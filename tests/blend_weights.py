@@ -33,7 +33,9 @@ def decoder_tensors(seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for index, cin, cout in DECODER_CONVS:
-        state[f"{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * math.sqrt(2 / (cin * 9))
+        state[f"{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * math.sqrt(
+            2 / (cin * 9)
+        )
         state[f"{index}.bias"] = torch.randn(cout, generator=generator) * 0.01
     # Like a trained decoder, put the output mostly inside [0, 1] (mid-grey ± texture), so that
     # tests compare pictures rather than images clamped flat to black.

@@ -28,8 +28,12 @@ class Configs:
 
 @pytest.fixture
 def configs(service_env: dict[str, str]) -> Configs:
-    return Configs(*(config.load(section, service_env) for section in
-                     (config.S3Config, config.RedisConfig, config.KafkaConfig, config.ApiConfig)))
+    return Configs(
+        *(
+            config.load(section, service_env)
+            for section in (config.S3Config, config.RedisConfig, config.KafkaConfig, config.ApiConfig)
+        )
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 # Engines in tests use small random networks unless a test says otherwise.
 os.environ.setdefault("STYLEQUEUE_RANDOM_WEIGHTS", "1")
 
-from services import kafka_bootstrap, redis_url, s3_endpoint, service_env, stack  # noqa: E402,F401
 from blend_weights import (  # noqa: E402,F401
     blend_config,
     blend_engine,
@@ -21,6 +20,7 @@ from blend_weights import (  # noqa: E402,F401
     blend_pair,
     blend_single_thread,
 )
+from services import kafka_bootstrap, redis_url, s3_endpoint, service_env, stack  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,10 @@ import uuid
 
 from services import tiny_png
 
-TINY = {"gatys": {"image_size": "16", "total_iterations": "3", "snapshot_every": "1"}, "blend": {"image_size": "16"}}
+TINY = {
+    "gatys": {"image_size": "16", "total_iterations": "3", "snapshot_every": "1"},
+    "blend": {"image_size": "16"},
+}
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -21,7 +24,9 @@ def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tu
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        )
     for name, filename, data in files:
         head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
                 "Content-Type: image/png\r\n\r\n")  # fmt: skip
@@ -34,7 +39,9 @@ def submit(api_url: str, mode: str, seed: int = 0) -> dict:
     """POST a tiny job of ``mode``; the 202 response's job JSON."""
     files = [("content", "content.png", tiny_png(seed)), ("style", "style.png", tiny_png(seed + 1))]
     body, content_type = multipart({"mode": mode, **TINY[mode]}, files)
-    request = urllib.request.Request(f"{api_url}/api/v1/jobs", data=body, headers={"Content-Type": content_type})
+    request = urllib.request.Request(
+        f"{api_url}/api/v1/jobs", data=body, headers={"Content-Type": content_type}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 202, response.status
         return json.load(response)

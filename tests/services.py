@@ -91,7 +91,9 @@ def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> Itera
 
 
 @pytest.fixture(scope="session")
-def stack(kafka_bootstrap: str, redis_url: str, s3_endpoint: str, tmp_path_factory) -> Iterator[localstack.Stack]:
+def stack(
+    kafka_bootstrap: str, redis_url: str, s3_endpoint: str, tmp_path_factory
+) -> Iterator[localstack.Stack]:
     """The whole application running: API under gunicorn (2 workers) and one consumer per engine.
 
     Random weights and small defaults; serves ``frontend/dist`` at ``.api_url + "/"`` when it has
@@ -219,7 +221,9 @@ class ConsumerProcess:
 
 def wait_consumers(clients: Clients, mode: str, count: int, timeout: float = 90) -> None:
     """Until ``count`` consumers of ``mode`` report in (they have loaded their engine)."""
-    wait_for(lambda: len(clients.store.engines([mode])[mode]) >= count, timeout, 0.2, f"{count} {mode} consumer(s)")
+    wait_for(
+        lambda: len(clients.store.engines([mode])[mode]) >= count, timeout, 0.2, f"{count} {mode} consumer(s)"
+    )
 
 
 class TerminalWrites:

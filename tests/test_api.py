@@ -6,13 +6,13 @@ import io
 import json
 import zipfile
 
+import imagefiles as files
 import pytest
+from clients import configs, producer, s3_storage, status_store, topic_records, topics  # noqa: F401
 from PIL import Image
 
-import imagefiles as files
 from api.app import create_app
 from api.service import NO_CONSUMER, Clients
-from clients import configs, producer, s3_storage, status_store, topic_records, topics  # noqa: F401
 from stylequeue import bus
 from stylequeue.job import Job, Status, object_keys
 
@@ -75,7 +75,11 @@ def test_submit_gatys_with_init_image_and_list_parameters(client, configs, s3_st
 
 def test_uploads_are_normalised_before_storage(client, s3_storage):
     cmyk = files.encode(Image.new("CMYK", (12, 12), (0, 255, 255, 0)), "JPEG")
-    data = {"mode": "blend", "content": (io.BytesIO(files.exif_rotated_jpeg()), "c.jpg"), "style": (io.BytesIO(cmyk), "s.jpg")}
+    data = {
+        "mode": "blend",
+        "content": (io.BytesIO(files.exif_rotated_jpeg()), "c.jpg"),
+        "style": (io.BytesIO(cmyk), "s.jpg"),
+    }
     body = client.post("/api/v1/jobs", data=data, content_type="multipart/form-data").json
     content = Image.open(io.BytesIO(s3_storage.get(body["inputs"]["content"])))
     style = Image.open(io.BytesIO(s3_storage.get(body["inputs"]["styles"][0])))
@@ -113,13 +117,17 @@ def finish_like_a_worker(status_store, s3_storage, job_id, iterations=(20, 10, 3
     attempt = status_store.claim(job_id).attempt
     keys = object_keys(job_id)
     for it in iterations:
-        status_store.update_progress(job_id, attempt, it, 30, {"content": 1.0, "style": 2.0, "tv": 0.5, "total": 3.5})
+        status_store.update_progress(
+            job_id, attempt, it, 30, {"content": 1.0, "style": 2.0, "tv": 0.5, "total": 3.5}
+        )
         jpeg = files.encode(files.rgb((8, 8), (it, it, it)), "JPEG")
         status_store.put_snapshot(job_id, attempt, it, jpeg)
         if copy_to_s3:
             s3_storage.put(keys["snapshot"].format(iteration=it), jpeg, "image/jpeg")
     s3_storage.put(keys["result"], files.png((8, 8), (1, 2, 3)), "image/png")
-    assert status_store.finish(job_id, attempt, Status.SUCCEEDED, result_key=keys["result"], snapshots=iterations)
+    assert status_store.finish(
+        job_id, attempt, Status.SUCCEEDED, result_key=keys["result"], snapshots=iterations
+    )
 
 
 def test_finished_job_result_snapshots_losses(client, status_store, s3_storage):
@@ -131,7 +139,9 @@ def test_finished_job_result_snapshots_losses(client, status_store, s3_storage):
     listing = client.get(job["links"]["snapshots"]).json
     assert [s["iteration"] for s in listing["snapshots"]] == [10, 20, 30]
     one = client.get(listing["snapshots"][1]["url"])
-    assert one.mimetype == "image/jpeg" and Image.open(io.BytesIO(one.data)).getpixel((0, 0))[0] in range(17, 24)
+    assert one.mimetype == "image/jpeg" and Image.open(io.BytesIO(one.data)).getpixel((0, 0))[0] in range(
+        17, 24
+    )
     assert client.get(f"{job['links']['snapshots']}/15").status_code == 404
     losses = client.get(job["links"]["losses"]).json["losses"]
     assert [p["iteration"] for p in losses] == [20, 10, 30] and losses[0]["total"] == 3.5
@@ -191,11 +201,17 @@ def test_engines_report_consumers_and_limits(client, status_store, configs):
     assert engines["gatys"]["available"] is False and engines["gatys"]["reason"] == NO_CONSUMER
     assert engines["blend"]["max_styles"] == 2 and engines["gatys"]["max_styles"] == 4
     assert {p["name"] for p in engines["blend"]["parameters"]} >= {"ratio", "alpha", "image_size"}
-    status_store.report_engine("blend", "c1", {"available": True, "random_weights": True, "device": "cpu"}, 30)
+    status_store.report_engine(
+        "blend", "c1", {"available": True, "random_weights": True, "device": "cpu"}, 30
+    )
     status_store.report_engine("gatys", "c2", {"available": False, "reason": "VGG19 weights missing"}, 30)
     body = client.get("/api/v1/engines").json
     engines = {e["mode"]: e for e in body["engines"]}
-    assert (engines["blend"]["available"], engines["blend"]["consumers"], engines["blend"]["random_weights"]) == (True, 1, True)
+    assert (
+        engines["blend"]["available"],
+        engines["blend"]["consumers"],
+        engines["blend"]["random_weights"],
+    ) == (True, 1, True)
     assert (engines["gatys"]["available"], engines["gatys"]["reason"]) == (False, "VGG19 weights missing")
     assert body["limits"] == {
         "max_file_bytes": configs.api.max_file_bytes, "max_request_bytes": configs.api.max_request_bytes,

@@ -6,11 +6,11 @@ import io
 import zipfile
 
 import pytest
+from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 
 from api import archive
 from api.app import create_app
 from api.service import Clients
-from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 
 
 def test_zip_is_produced_lazily_one_entry_at_a_time():
@@ -38,7 +38,9 @@ def test_empty_archive_is_a_valid_zip():
 
 
 @pytest.mark.integration
-def test_built_ui_is_served_with_client_side_routes(tmp_path, service_env, s3_storage, status_store, producer):
+def test_built_ui_is_served_with_client_side_routes(
+    tmp_path, service_env, s3_storage, status_store, producer
+):
     ui = tmp_path / "ui"
     (ui / "assets").mkdir(parents=True)
     (ui / "index.html").write_text("<html>stylequeue ui</html>")

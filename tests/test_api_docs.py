@@ -35,7 +35,11 @@ def test_every_api_path_has_a_curl_example():
     section = pipeline_section()
     for path in openapi.document()["paths"]:
         example = path.replace("{job_id}", "$ID")
-        pattern = re.escape(example).replace(re.escape("{iteration}"), r"\d+").replace(re.escape("{name}"), r"[a-z][\w-]*")
+        pattern = (
+            re.escape(example)
+            .replace(re.escape("{iteration}"), r"\d+")
+            .replace(re.escape("{name}"), r"[a-z][\w-]*")
+        )
         assert re.search(pattern, section), path
 
 
@@ -45,5 +49,7 @@ def test_update_readme_rewrites_only_the_table(tmp_path):
     copy = tmp_path / "README.md"
     copy.write_text("intro\n<!-- config-table -->\n| stale |\n<!-- /config-table -->\nrest\n")
     assert update_readme(copy)
-    assert copy.read_text() == f"intro\n<!-- config-table -->\n{config_table()}\n<!-- /config-table -->\nrest\n"
+    assert (
+        copy.read_text() == f"intro\n<!-- config-table -->\n{config_table()}\n<!-- /config-table -->\nrest\n"
+    )
     assert not update_readme(copy)

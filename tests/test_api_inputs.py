@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 
+import imagefiles as files
 import pytest
+from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 from PIL import Image
 
-import imagefiles as files
 from api.app import create_app
 from api.service import Clients
-from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +58,9 @@ def test_inputs_are_served_as_the_normalised_pngs_that_were_stored(client, s3_st
 
 
 def test_init_image_is_served_when_the_job_has_one(client):
-    job = submit(client, "gatys", init=files.png((20, 12), (9, 99, 199)), init_method="image", total_iterations="5")
+    job = submit(
+        client, "gatys", init=files.png((20, 12), (9, 99, 199)), init_method="image", total_iterations="5"
+    )
     init = image(client.get(f"{job['links']['self']}/inputs/init_image"))
     assert init.getpixel((0, 0)) == (9, 99, 199)
 
@@ -83,4 +85,6 @@ def test_an_input_lost_from_storage_is_404_not_500(client, s3_storage):
     s3_storage.delete(job["inputs"]["styles"][0])
     response = client.get(job["links"]["styles"][0])
     assert response.status_code == 404
-    assert response.json["error"]["field"] == "name" and "no longer stored" in response.json["error"]["message"]
+    assert (
+        response.json["error"]["field"] == "name" and "no longer stored" in response.json["error"]["message"]
+    )

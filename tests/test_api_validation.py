@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 import imagefiles as files
+import pytest
+from clients import configs, producer, published, s3_storage, status_store, topics  # noqa: F401
+
 from api.app import create_app
 from api.service import Clients
-from clients import configs, producer, published, s3_storage, status_store, topics  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,9 @@ LIMITS = {"STYLEQUEUE_MAX_FILE_BYTES": str(MAX_FILE), "STYLEQUEUE_MAX_REQUEST_BY
 
 @pytest.fixture
 def client(service_env, s3_storage, status_store, producer):
-    return create_app({**service_env, **LIMITS}, clients=Clients(s3_storage, status_store, producer)).test_client()
+    return create_app(
+        {**service_env, **LIMITS}, clients=Clients(s3_storage, status_store, producer)
+    ).test_client()
 
 
 def part(data: bytes, name: str = "f.png"):
@@ -37,18 +39,33 @@ def form(mode="blend", content=None, styles=None, **fields):
 OMIT = object()
 
 CASES = {
-    "gif-content": (form(content=part(files.encode(files.rgb(), "GIF"))), 415, "unsupported_media_type", "content"),
+    "gif-content": (
+        form(content=part(files.encode(files.rgb(), "GIF"))),
+        415,
+        "unsupported_media_type",
+        "content",
+    ),
     "text-style": (form(styles=[part(b"just some text", "s.txt")]), 415, "unsupported_media_type", "style"),
     "truncated-jpeg": (form(content=part(files.noise_jpeg()[:2000])), 400, "bad_request", "content"),
     "empty-file": (form(content=part(b"", "c.png")), 400, "bad_request", "content"),
     "decompression-bomb": (form(styles=[part(files.bomb_png(8000))]), 413, "too_large", "style"),
     "oversize-file": (form(content=part(b"\xff" * (MAX_FILE + 1))), 413, "too_large", "content"),
-    "oversize-request": (form(styles=[part(files.noise_png(180, seed=i)) for i in range(3)], mode="gatys"), 413, "too_large", None),
+    "oversize-request": (
+        form(styles=[part(files.noise_png(180, seed=i)) for i in range(3)], mode="gatys"),
+        413,
+        "too_large",
+        None,
+    ),
     "unknown-mode": (form(mode="pastel"), 422, "invalid", "mode"),
     "missing-mode": (form(mode=OMIT), 400, "bad_request", "mode"),
     "missing-content": (form(content=OMIT), 400, "bad_request", "content"),
     "content-as-text-field": (form(content="not a file"), 400, "bad_request", "content"),
-    "unknown-file-field": (form(styles=OMIT, styles_typo=[part(files.png())]), 400, "bad_request", "styles_typo"),
+    "unknown-file-field": (
+        form(styles=OMIT, styles_typo=[part(files.png())]),
+        400,
+        "bad_request",
+        "styles_typo",
+    ),
     "no-style": (form(styles=[]), 422, "invalid", "style"),
     "too-many-styles": (form(styles=[part(files.png())] * 3), 422, "invalid", "style"),
     "ratio-out-of-range": (form(ratio="1.5"), 422, "invalid", "ratio"),
@@ -58,7 +75,12 @@ CASES = {
     "gatys-parameter-on-blend": (form(total_iterations="5"), 422, "invalid", "total_iterations"),
     "bad-layer-name": (form(mode="gatys", style_layers="relu1_1,relu9_9"), 422, "invalid", "style_layers"),
     "bad-choice": (form(mode="gatys", optimizer="sgd"), 422, "invalid", "optimizer"),
-    "blend-weights-count": (form(mode="gatys", style_blend_weights="1,2"), 422, "invalid", "style_blend_weights"),
+    "blend-weights-count": (
+        form(mode="gatys", style_blend_weights="1,2"),
+        422,
+        "invalid",
+        "style_blend_weights",
+    ),
     "init-method-without-image": (form(mode="gatys", init_method="image"), 422, "invalid", "init_image"),
     "init-image-unused": (form(mode="gatys", init_image=part(files.png())), 422, "invalid", "init_image"),
 }

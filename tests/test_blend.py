@@ -85,7 +85,7 @@ def test_batched_results_equal_one_by_one(blend_engine):
     singles = [blend_engine.run(i.content, i.styles, i.params) for i in items]
     # Items 0, 2 and 4 share a 32×24 output: one forward pass of three.
     assert [r.meta["batch_size"] for r in batched] == [3, 1, 3, 1, 3]
-    for got, want in zip(batched, singles):
+    for got, want in zip(batched, singles, strict=True):
         assert np.abs(_pixels(got) - _pixels(want)).max() <= 1  # batched conv kernels may round differently
 
 
@@ -151,7 +151,9 @@ def test_cuda_matches_cpu(blend_model, blend_config, blend_engine, precision):
     from consumer.engines.blend_model import BlendModel
 
     config = dataclasses.replace(blend_config, device="cuda", precision=precision)
-    model = BlendModel(copy.deepcopy(blend_model.module), blend_model.source).to(torch.device("cuda"), torch.channels_last)
+    model = BlendModel(copy.deepcopy(blend_model.module), blend_model.source).to(
+        torch.device("cuda"), torch.channels_last
+    )
     gpu = BlendEngine(config, model, torch.device("cuda"))
     items = [BlendItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)) for _ in range(3)]
     want = _pixels(blend_engine.run(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)))

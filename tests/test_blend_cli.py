@@ -59,7 +59,19 @@ def test_blend_rejects_bad_parameters(images, tmp_path, capsys, extra, message):
 
 
 def test_blend_reports_missing_inputs_and_models(images, tmp_path, capsys):
-    assert main(["blend", "--content", str(tmp_path / "no.png"), "--style", str(images["style"]), "--random-weights"]) == 2
+    assert (
+        main(
+            [
+                "blend",
+                "--content",
+                str(tmp_path / "no.png"),
+                "--style",
+                str(images["style"]),
+                "--random-weights",
+            ]
+        )
+        == 2
+    )
     assert "content: no such file" in capsys.readouterr().err
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x00" * 64)

@@ -119,7 +119,9 @@ def test_artifact_over_https_url_is_cached_and_checked(blend_config, blend_model
         ("wrong-shape", r"1\.weight is \(256, 512, 1, 1\), expected \(256, 512, 3, 3\)"),
     ],
 )
-def test_malformed_artifacts_make_the_engine_unavailable(blend_config, blend_pair, tmp_path, content, message):
+def test_malformed_artifacts_make_the_engine_unavailable(
+    blend_config, blend_pair, tmp_path, content, message
+):
     path = tmp_path / "model.pth"
     spec = str(path)
     if content == "decoder-only":
@@ -157,7 +159,7 @@ def test_random_weights_are_seeded_and_reported(blend_config):
     config = dataclasses.replace(blend_config, random_weights=True)
     a, b = load_blend_model(config), load_blend_model(config)
     assert a.source.random and b.source.random
-    for (name, x), (_, y) in zip(a.module.state_dict().items(), b.module.state_dict().items()):
+    for (name, x), (_, y) in zip(a.module.state_dict().items(), b.module.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
     engine = create_engine(config)
     assert engine.availability().random_weights

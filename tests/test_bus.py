@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
-
 from clients import FAST_GROUP, configs, producer, topics  # noqa: F401
+
 from stylequeue import bus
 from stylequeue.errors import ServiceUnavailable
 from stylequeue.job import Inputs, Job
@@ -59,9 +59,13 @@ def test_dead_letter_carries_the_job_and_the_reason(configs, producer):
     bus.publish_dead_letter(producer, configs.kafka, job, "engine failed 3 times")
     from kafka import KafkaConsumer, TopicPartition
 
-    reader = KafkaConsumer(bootstrap_servers=configs.kafka.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    reader = KafkaConsumer(
+        bootstrap_servers=configs.kafka.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     try:
-        reader.assign([TopicPartition(configs.kafka.dead_letter_topic, p) for p in range(configs.kafka.partitions)])
+        reader.assign(
+            [TopicPartition(configs.kafka.dead_letter_topic, p) for p in range(configs.kafka.partitions)]
+        )
         records = read_all(reader, 1)
     finally:
         reader.close()

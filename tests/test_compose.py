@@ -77,8 +77,22 @@ def test_compose_config_accepts_the_file_with_and_without_the_gpu_profile(compos
         out = subprocess.run(["docker-compose", "-f", str(COMPOSE), *args, "config", "-q"], cwd=ROOT,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
         assert out.returncode == 0, out.stderr
-    expected = {"kafka", "kafka-init", "redis", "minio", "minio-volume", "minio-init", "api", "frontend",
-                "prometheus", "grafana"} | {f"consumer-{m}" for m in MODES} | {f"consumer-{m}-gpu" for m in MODES}
+    expected = (
+        {
+            "kafka",
+            "kafka-init",
+            "redis",
+            "minio",
+            "minio-volume",
+            "minio-init",
+            "api",
+            "frontend",
+            "prometheus",
+            "grafana",
+        }
+        | {f"consumer-{m}" for m in MODES}
+        | {f"consumer-{m}-gpu" for m in MODES}
+    )
     assert set(compose["services"]) == expected
 
 
@@ -95,7 +109,9 @@ def test_every_stylequeue_variable_is_a_config_variable(compose):
 def test_application_services_load_their_config_sections(compose):
     """The env of the API and of each consumer loads (required set, types and choices valid)."""
     services = compose["services"]
-    for name, sections in [("api", APP_SECTIONS + (config.ApiConfig,))] + [(n, CONSUMER_SECTIONS) for n in services if n.startswith("consumer-")]:
+    for name, sections in [("api", APP_SECTIONS + (config.ApiConfig,))] + [
+        (n, CONSUMER_SECTIONS) for n in services if n.startswith("consumer-")
+    ]:
         env = service_env(services[name])
         for section in sections:
             config.load(section, env)  # raises ConfigError naming the variable
@@ -110,7 +126,9 @@ def test_compose_defaults_equal_the_application_defaults():
     found = re.findall(r"\$\{(STYLEQUEUE_[A-Z0-9_]+):-([^}]*)\}", COMPOSE.read_text())
     assert found
     for name, value in found:
-        if name in defaults and name != "STYLEQUEUE_S3_PUBLIC_ENDPOINT":  # compose publishes MinIO on the host
+        if (
+            name in defaults and name != "STYLEQUEUE_S3_PUBLIC_ENDPOINT"
+        ):  # compose publishes MinIO on the host
             assert str(defaults[name]) == value or (defaults[name] is False and value == "0"), name
 
 
@@ -143,23 +161,33 @@ def test_ports_and_service_names_agree_with_prometheus_grafana_and_nginx(compose
         sd = jobs[f"consumer-{mode}"]["dns_sd_configs"][0]
         assert set(sd["names"]) == {f"consumer-{mode}", f"consumer-{mode}-gpu"} <= set(services)
         assert sd["port"] == int(service_env(services[f"consumer-{mode}"])["STYLEQUEUE_METRICS_PORT"])
-    datasource = yaml.safe_load((ROOT / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text())
+    datasource = yaml.safe_load(
+        (ROOT / "monitoring/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert any(p["target"] == 9090 for p in services["prometheus"]["ports"])
     nginx = (ROOT / "frontend/nginx.conf").read_text()
     assert "http://api:8000" in nginx and re.search(r"listen 8080;", nginx)
     assert any(p["target"] == 8080 for p in services["frontend"]["ports"])
     s3 = service_env(services["api"])["STYLEQUEUE_S3_ENDPOINT"]
-    assert s3 == "http://minio:9000" and service_env(services["api"])["STYLEQUEUE_KAFKA_BOOTSTRAP"] == "kafka:29092"
+    assert (
+        s3 == "http://minio:9000"
+        and service_env(services["api"])["STYLEQUEUE_KAFKA_BOOTSTRAP"] == "kafka:29092"
+    )
 
 
 def test_grafana_mounts_the_provisioning_and_dashboard_folders(compose):
     mounts = volumes(compose["services"]["grafana"])
-    provider = yaml.safe_load((ROOT / "monitoring/grafana/provisioning/dashboards/stylequeue.yml").read_text())
+    provider = yaml.safe_load(
+        (ROOT / "monitoring/grafana/provisioning/dashboards/stylequeue.yml").read_text()
+    )
     path = provider["providers"][0]["options"]["path"]
     assert Path(mounts[path]["source"]) == ROOT / "monitoring/grafana/dashboards"
     assert Path(mounts["/etc/grafana/provisioning"]["source"]) == ROOT / "monitoring/grafana/provisioning"
-    assert Path(volumes(compose["services"]["prometheus"])["/etc/prometheus"]["source"]) == ROOT / "monitoring/prometheus"
+    assert (
+        Path(volumes(compose["services"]["prometheus"])["/etc/prometheus"]["source"])
+        == ROOT / "monitoring/prometheus"
+    )
 
 
 def test_images_are_pinned_and_containers_run_as_non_root(compose):
@@ -204,8 +232,14 @@ def test_credentials_come_from_the_environment_with_defaults():
     text = COMPOSE.read_text()
     for variable in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
         assert re.search(r"\$\{" + variable + r":-[^}]+\}", text), variable
-    out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "config"], cwd=ROOT, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "GRAFANA_ADMIN_PASSWORD": "s3cret-from-env"}, timeout=60)
+    out = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "GRAFANA_ADMIN_PASSWORD": "s3cret-from-env"},
+        timeout=60,
+    )
     if out.returncode == 127 or shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed")
     grafana = yaml.safe_load(out.stdout)["services"]["grafana"]["environment"]
@@ -219,7 +253,9 @@ def copy_sources(dockerfile: Path) -> list[str]:
     """Sources of every COPY/ADD from the build context (not ``--from=`` another stage)."""
     sources = []
     for line in re.sub(r"\\\n", " ", dockerfile.read_text()).splitlines():
-        words = shlex.split(line.split("#", 1)[0]) if line.strip() and not line.lstrip().startswith("#") else []
+        words = (
+            shlex.split(line.split("#", 1)[0]) if line.strip() and not line.lstrip().startswith("#") else []
+        )
         if not words or words[0].upper() not in {"COPY", "ADD"}:
             continue
         args = [w for w in words[1:] if not w.startswith("--")]
@@ -238,7 +274,11 @@ def ignored(path: str, patterns: list[str]) -> bool:
         negate = pattern.startswith("!")
         pattern = pattern.lstrip("!").strip("/")
         forms = {pattern, pattern[3:]} if pattern.startswith("**/") else {pattern}
-        if any(fnmatch.fnmatch(c, f) or fnmatch.fnmatch(Path(c).name, f) and f.startswith("*") for c in candidates for f in forms):
+        if any(
+            fnmatch.fnmatch(c, f) or fnmatch.fnmatch(Path(c).name, f) and f.startswith("*")
+            for c in candidates
+            for f in forms
+        ):
             verdict = not negate
     return verdict
 

@@ -18,12 +18,21 @@ def test_defaults_fill_unset_variables():
 def test_values_are_typed():
     config = load(
         EngineConfig,
-        {"STYLEQUEUE_RANDOM_WEIGHTS": "yes", "STYLEQUEUE_CACHE_DIR": "/tmp/w", "STYLEQUEUE_PRECISION": "bf16"},
+        {
+            "STYLEQUEUE_RANDOM_WEIGHTS": "yes",
+            "STYLEQUEUE_CACHE_DIR": "/tmp/w",
+            "STYLEQUEUE_PRECISION": "bf16",
+        },
     )
     assert config.random_weights is True
     assert config.cache_dir == Path("/tmp/w")
     assert config.precision == "bf16"
-    assert load(KafkaConfig, {"STYLEQUEUE_KAFKA_BOOTSTRAP": "k:9092", "STYLEQUEUE_TOPIC_PARTITIONS": "3"}).partitions == 3
+    assert (
+        load(
+            KafkaConfig, {"STYLEQUEUE_KAFKA_BOOTSTRAP": "k:9092", "STYLEQUEUE_TOPIC_PARTITIONS": "3"}
+        ).partitions
+        == 3
+    )
 
 
 def test_missing_required_variable_is_named():
@@ -38,7 +47,11 @@ def test_missing_required_variable_is_named():
     [
         (EngineConfig, {"STYLEQUEUE_RANDOM_WEIGHTS": "sometimes"}, "STYLEQUEUE_RANDOM_WEIGHTS"),
         (EngineConfig, {"STYLEQUEUE_PRECISION": "fp8"}, "STYLEQUEUE_PRECISION"),
-        (KafkaConfig, {"STYLEQUEUE_KAFKA_BOOTSTRAP": "k", "STYLEQUEUE_TOPIC_PARTITIONS": "six"}, "STYLEQUEUE_TOPIC_PARTITIONS"),
+        (
+            KafkaConfig,
+            {"STYLEQUEUE_KAFKA_BOOTSTRAP": "k", "STYLEQUEUE_TOPIC_PARTITIONS": "six"},
+            "STYLEQUEUE_TOPIC_PARTITIONS",
+        ),
     ],
 )
 def test_malformed_variable_is_named(section, environ, variable):

@@ -73,7 +73,9 @@ def test_missing_weights_make_the_engine_unavailable_with_the_reason(tmp_path):
 
 def test_real_weight_file_runs_and_meta_says_so(vgg_weight_file):
     config = EngineConfig(device="cpu", vgg16_weights=str(vgg_weight_file("vgg16", "torchvision")))
-    result = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params(model="vgg16", total_iterations=2))
+    result = registry.create_engine("gatys", config).run(
+        CONTENT, [STYLE], params(model="vgg16", total_iterations=2)
+    )
     assert result.meta["random_weights"] is False and result.meta["model"] == "vgg16"
     assert result.meta["weights"].endswith("vgg16-torchvision.pth")
 
@@ -120,7 +122,9 @@ def test_same_seed_same_output_other_seed_other_output(engine):
 
 def test_unseeded_run_reports_the_seed_that_reproduces_it(engine):
     first = engine.run(CONTENT, [STYLE], params(init_method="random", seed=None, total_iterations=3))
-    again = engine.run(CONTENT, [STYLE], params(init_method="random", seed=first.meta["seed"], total_iterations=3))
+    again = engine.run(
+        CONTENT, [STYLE], params(init_method="random", seed=first.meta["seed"], total_iterations=3)
+    )
     assert first.image.tobytes() == again.image.tobytes()
 
 
@@ -142,7 +146,10 @@ def test_colour_preservation_keeps_the_contents_chrominance(engine):
 def test_coarse_to_fine_grows_the_image_and_spends_the_iterations(engine):
     rec = Recorder()
     result = engine.run(
-        CONTENT, [STYLE], params(image_size=64, min_stage_size=32, total_iterations=8, snapshot_every=1), rec.hooks
+        CONTENT,
+        [STYLE],
+        params(image_size=64, min_stage_size=32, total_iterations=8, snapshot_every=1),
+        rec.hooks,
     )
     sizes = [p.size for p in rec.progress]
     assert sizes[0] == (32, 24) and sizes[-1] == (64, 48) and len(set(sizes)) == 3
@@ -215,20 +222,28 @@ def test_bad_parameters_name_the_field(raw, field):
 
 
 @pytest.mark.parametrize(
-    ("final", "total", "min_size"), [(512, 500, 256), (2048, 1000, 128), (700, 3, 128), (64, 10, 64), (100, 7, 16)]
+    ("final", "total", "min_size"),
+    [(512, 500, 256), (2048, 1000, 128), (700, 3, 128), (64, 10, 64), (100, 7, 16)],
 )
 def test_schedule_grows_by_sqrt2_ends_at_size_and_sums_to_total(final, total, min_size):
     stages = schedule.plan(final, total, min_size=min_size)
     sizes = [s.size for s in stages]
     assert sizes[-1] == final and sizes[0] >= min_size
     assert sum(s.iterations for s in stages) == total and all(s.iterations >= 1 for s in stages)
-    for small, large in zip(sizes, sizes[1:]):
+    for small, large in zip(sizes, sizes[1:], strict=False):
         assert large / small == pytest.approx(math.sqrt(2), rel=0.03)
 
 
 def test_schedule_examples():
-    assert [(s.size, s.iterations) for s in schedule.plan(512, 500, min_size=256)] == [(256, 250), (362, 125), (512, 125)]
-    assert [s.size for s in schedule.plan(512, 2, min_size=256)] == [362, 512]  # too few iterations: drop coarse
+    assert [(s.size, s.iterations) for s in schedule.plan(512, 500, min_size=256)] == [
+        (256, 250),
+        (362, 125),
+        (512, 125),
+    ]
+    assert [s.size for s in schedule.plan(512, 2, min_size=256)] == [
+        362,
+        512,
+    ]  # too few iterations: drop coarse
     assert schedule.plan(512, 500, min_size=256, coarse_to_fine=False) == [schedule.Stage(512, 500)]
     assert schedule.plan(300, 10, min_size=256) == [schedule.Stage(300, 10)]
 

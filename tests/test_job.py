@@ -38,7 +38,9 @@ def full_job() -> Job:
     )
 
 
-@pytest.mark.parametrize("job", [full_job(), Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)))])
+@pytest.mark.parametrize(
+    "job", [full_job(), Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)))]
+)
 def test_dict_json_and_message_round_trips(job):
     assert Job.from_dict(job.to_dict()) == job
     assert Job.from_json(job.to_json()) == job

@@ -75,7 +75,11 @@ def test_style_targets_blend_grams_by_normalised_weights(net):
 def test_objective_weights_and_adds_the_three_losses(net):
     content, style, image = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     weights = losses.Weights(
-        content=5.0, style=100.0, tv=1e-3, content_layers=("relu4_2",), style_layers={"relu1_1": 2.0, "relu2_1": 0.5}
+        content=5.0,
+        style=100.0,
+        tv=1e-3,
+        content_layers=("relu4_2",),
+        style_layers={"relu1_1": 2.0, "relu2_1": 0.5},
     )
     objective = losses.Objective(
         net,

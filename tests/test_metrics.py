@@ -4,7 +4,6 @@ running stack (API under gunicorn with 2 workers, consumers) are at the end."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import CollectorRegistry, REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from stylequeue import bus, config, metrics, status
@@ -65,7 +64,11 @@ def test_style_cache_and_heartbeat_events():
     assert value("stylequeue_style_cache_lookups_total", result="hit") == hits + 2
     metrics.consumer_heartbeat("gatys", "c-test")
     assert value("stylequeue_consumer_up", mode="gatys", consumer="c-test") == 1
-    assert time.time() - value("stylequeue_consumer_last_heartbeat_timestamp_seconds", mode="gatys", consumer="c-test") < 5
+    assert (
+        time.time()
+        - value("stylequeue_consumer_last_heartbeat_timestamp_seconds", mode="gatys", consumer="c-test")
+        < 5
+    )
     metrics.consumer_stopped("gatys", "c-test")
     assert value("stylequeue_consumer_up", mode="gatys", consumer="c-test") == 0
 
@@ -92,7 +95,9 @@ SCRAPE = "import sys; from stylequeue import metrics; sys.stdout.write(metrics.e
 
 
 def run_python(code: str, env: dict[str, str], *args: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -111,7 +116,9 @@ def test_multiprocess_counters_add_up_and_dead_workers_leave_live_gauges(tmp_pat
     # Both writers have exited; gunicorn's child_exit hook marks them dead: livesum drops them.
     pids = {int(p.stem.rsplit("_", 1)[1]) for p in directory.glob("gauge_livesum_*.db")}
     assert len(pids) == 2
-    mark = "import sys; from stylequeue import metrics; [metrics.mark_worker_dead(int(p)) for p in sys.argv[1:]]"
+    mark = (
+        "import sys; from stylequeue import metrics; [metrics.mark_worker_dead(int(p)) for p in sys.argv[1:]]"
+    )
     run_python(mark, env, *map(str, pids))
     after = samples(run_python(SCRAPE, env))
     assert after.get(("stylequeue_jobs_in_flight", (("mode", "gatys"),)), 0) == 0
@@ -205,7 +212,9 @@ def commit_offsets(kafka: config.KafkaConfig, mode: str, partition: int, offset:
 def test_a_source_that_fails_is_reported_and_the_rest_still_scraped(service_env):
     redis_cfg = config.load(config.RedisConfig, service_env)
     store = status.StatusStore(status.make_redis(redis_cfg), redis_cfg)
-    unreachable = config.load(config.KafkaConfig, {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    unreachable = config.load(
+        config.KafkaConfig, {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    )
     reader = metrics.make_lag_reader(unreachable, MODES)
     found = collected(metrics.PipelineCollector(MODES, store=store, lag_reader=reader))
     assert found[("stylequeue_scrape_source_up", (("source", "kafka"),))] == 0
@@ -278,7 +287,11 @@ def test_consumer_metrics_after_jobs_ran(stack, jobs_ran):
         found = scrape(f"http://127.0.0.1:{consumer.metrics_port}/metrics")
         assert total(found, "stylequeue_jobs_finished_total", mode=mode, status="succeeded") >= 2
         assert ("stylequeue_jobs_finished_total", (("mode", mode), ("status", "failed"))) in found
-        for histogram in ("stylequeue_queue_wait_seconds", "stylequeue_run_seconds", "stylequeue_end_to_end_seconds"):
+        for histogram in (
+            "stylequeue_queue_wait_seconds",
+            "stylequeue_run_seconds",
+            "stylequeue_end_to_end_seconds",
+        ):
             assert total(found, f"{histogram}_count", mode=mode) >= 2, histogram
             assert {"mode", "le"} == set(labelled(found, f"{histogram}_bucket")[0])
         for counter in ("stylequeue_job_retries_total", "stylequeue_jobs_dead_lettered_total"):
@@ -295,7 +308,8 @@ def test_consumer_metrics_after_jobs_ran(stack, jobs_ran):
     blend = scrape(f"http://127.0.0.1:{stack.consumers('blend')[0].metrics_port}/metrics")
     assert blend[("stylequeue_blend_batch_size_count", ())] >= 1
     lookups = total(blend, "stylequeue_style_cache_lookups_total")
-    assert lookups >= 2 and {l["result"] for l in labelled(blend, "stylequeue_style_cache_lookups_total")} == {"hit", "miss"}
+    results = {labels["result"] for labels in labelled(blend, "stylequeue_style_cache_lookups_total")}
+    assert lookups >= 2 and results == {"hit", "miss"}
 
 
 def gunicorn_multiproc_dir(pid: int) -> Path:
@@ -310,7 +324,10 @@ def test_counters_add_up_across_gunicorn_workers(stack):
     """Requests spread over both workers; /metrics (served by either) counts every one."""
     from concurrent.futures import ThreadPoolExecutor
 
-    key = ("stylequeue_api_request_seconds_count", (("method", "GET"), ("route", "/healthz"), ("status", "200")))
+    key = (
+        "stylequeue_api_request_seconds_count",
+        (("method", "GET"), ("route", "/healthz"), ("status", "200")),
+    )
     before = scrape(f"{stack.api_url}/metrics").get(key, 0)
 
     def hit(_: int) -> int:
@@ -322,5 +339,7 @@ def test_counters_add_up_across_gunicorn_workers(stack):
     for _ in range(3):  # whichever worker answers the scrape, the sum is the same
         assert scrape(f"{stack.api_url}/metrics")[key] == before + 60
     [api] = [c for c in stack.children if c.name == "api"]
-    writers = {p.stem.rsplit("_", 1)[1] for p in gunicorn_multiproc_dir(api.process.pid).glob("histogram_*.db")}
+    writers = {
+        p.stem.rsplit("_", 1)[1] for p in gunicorn_multiproc_dir(api.process.pid).glob("histogram_*.db")
+    }
     assert len(writers) >= 2, f"only {writers} wrote metrics: the requests did not spread over the workers"

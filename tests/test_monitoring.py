@@ -73,7 +73,9 @@ def recording_rules() -> list[dict]:
 def test_promtool_accepts_the_config_and_the_rules(tmp_path):
     out = promtool("check", "config", str(PROM_DIR / "prometheus.yml"))
     assert out.returncode == 0, out.stdout + out.stderr
-    local = render.write(tmp_path / "prometheus.yml", {"api": ["127.0.0.1:8000"], "consumer-gatys": ["127.0.0.1:9100"]})
+    local = render.write(
+        tmp_path / "prometheus.yml", {"api": ["127.0.0.1:8000"], "consumer-gatys": ["127.0.0.1:9100"]}
+    )
     out = promtool("check", "config", str(local))
     assert out.returncode == 0, out.stdout + out.stderr
     out = promtool("check", "rules", *map(str, RULE_FILES))
@@ -139,7 +141,11 @@ def test_dashboard_json_structure_is_valid():
         for panel in board["panels"]:
             pos = panel["gridPos"]
             assert pos["x"] >= 0 and pos["w"] > 0 and pos["x"] + pos["w"] <= 24, (name, panel["title"])
-            area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"]) for y in range(pos["y"], pos["y"] + pos["h"])}
+            area = {
+                (x, y)
+                for x in range(pos["x"], pos["x"] + pos["w"])
+                for y in range(pos["y"], pos["y"] + pos["h"])
+            }
             assert not area & cells, f"{name}: {panel['title']} overlaps another panel"
             cells |= area
             assert panel["type"] in {"row", "timeseries", "stat"}

@@ -7,13 +7,13 @@ import re
 
 import jsonschema
 import pytest
+from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 from flask import Flask
 
 from api import openapi, routes
 from api.app import metrics_view
 from stylequeue.job import Job
 from stylequeue.modes import MODES
-from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 from stylequeue.params import describe
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -61,7 +61,9 @@ def test_every_route_is_documented_and_every_documented_route_exists():
 def test_the_document_is_openapi_3_1_with_unique_operation_ids():
     doc = openapi.document()
     assert doc["openapi"].startswith("3.1")
-    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)]
+    ids = [
+        op["operationId"] for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)
+    ]
     assert len(ids) == len(set(ids))
     for path, item in doc["paths"].items():
         names = set(re.findall(r"{(\w+)}", path))
@@ -95,7 +97,9 @@ def test_a_wrong_example_would_be_caught():
     doc = openapi.document()
     job = openapi.example_job()
     del job["status"]
-    validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/Job", "components": doc["components"]})
+    validator = jsonschema.Draft202012Validator(
+        {"$ref": "#/components/schemas/Job", "components": doc["components"]}
+    )
     assert not validator.is_valid(job)
 
 

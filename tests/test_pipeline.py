@@ -10,7 +10,6 @@ import zipfile
 import pytest
 import requests
 from PIL import Image
-
 from services import tiny_png, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-
 from clients import configs, status_store  # noqa: F401
+
 from stylequeue.errors import Conflict, NotFound, ValidationError
 from stylequeue.job import Inputs, Job, JobError, Status, object_keys
 
@@ -44,7 +44,9 @@ def test_claim_increments_the_attempt_and_resets_the_previous_attempt(status_sto
     first = status_store.claim(job.id)
     assert (first.status, first.attempt) == (Status.RUNNING, 1)
     assert first.started_at is not None
-    assert status_store.update_progress(job.id, 1, 5, 10, {"content": 1.0, "style": 2.0, "tv": 0.1, "total": 3.1})
+    assert status_store.update_progress(
+        job.id, 1, 5, 10, {"content": 1.0, "style": 2.0, "tv": 0.1, "total": 3.1}
+    )
     assert status_store.put_snapshot(job.id, 1, 5, b"jpeg-1")
     # The consumer died; the job is redelivered and claimed again.
     second = status_store.claim(job.id)
@@ -65,9 +67,16 @@ def test_a_stale_attempt_is_refused_everywhere(status_store):
     current = status_store.get(job.id)
     assert (current.status, current.attempt, current.result_key) == (Status.RUNNING, 2, None)
     assert status_store.losses(job.id) == [] and status_store.snapshot_iterations(job.id) == []
-    assert status_store.finish(job.id, 2, Status.SUCCEEDED, result_key="r.png", snapshots=[3, 1], engine={"device": "cpu"})
+    assert status_store.finish(
+        job.id, 2, Status.SUCCEEDED, result_key="r.png", snapshots=[3, 1], engine={"device": "cpu"}
+    )
     done = status_store.get(job.id)
-    assert (done.status, done.result_key, done.snapshots, done.engine) == (Status.SUCCEEDED, "r.png", (1, 3), {"device": "cpu"})
+    assert (done.status, done.result_key, done.snapshots, done.engine) == (
+        Status.SUCCEEDED,
+        "r.png",
+        (1, 3),
+        {"device": "cpu"},
+    )
     assert done.finished_at is not None
 
 

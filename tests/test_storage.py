@@ -7,8 +7,8 @@ import urllib.request
 from dataclasses import replace
 
 import pytest
-
 from clients import configs, s3_storage  # noqa: F401
+
 from stylequeue.errors import NotFound
 from stylequeue.storage import CHUNK_BYTES, Storage, make_s3_client
 
@@ -68,5 +68,7 @@ def test_presigned_url_downloads_and_is_signed_for_the_public_endpoint(s3_storag
         assert response.read() == b"presigned"
     public = replace(configs.s3, public_endpoint="http://images.example.test:9000")
     other = Storage.from_config(public)
-    assert other.presign("p.txt", 60).startswith("http://images.example.test:9000/" + public.bucket + "/p.txt?")
+    assert other.presign("p.txt", 60).startswith(
+        "http://images.example.test:9000/" + public.bucket + "/p.txt?"
+    )
     assert make_s3_client(public).meta.endpoint_url == configs.s3.endpoint

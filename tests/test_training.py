@@ -45,7 +45,7 @@ def test_training_writes_a_loadable_artifact(image_dirs, blend_pair, blend_confi
     seen = []
     out = trainer.run(progress=lambda step, losses: seen.append((step, losses)))
     assert [s for s, _ in seen] == [1, 2, 3]
-    assert all(l["loss"] > 0 and l["content"] >= 0 and l["style"] >= 0 for _, l in seen)
+    assert all(logged["loss"] > 0 and logged["content"] >= 0 and logged["style"] >= 0 for _, logged in seen)
     model = load_blend_model(dataclasses.replace(blend_config, blend_model=str(out)))
     assert model.source.kind == "stylequeue"
     assert model.source.metadata["training"]["steps"] == 3
@@ -53,7 +53,9 @@ def test_training_writes_a_loadable_artifact(image_dirs, blend_pair, blend_confi
     # The frozen encoder went into the artifact unchanged.
     torch.testing.assert_close(model.module.encoder[2].weight, trainer.encoder[2].weight)
     engine = create_engine(dataclasses.replace(blend_config, blend_model=str(out)))
-    assert engine.run(random_image(32, 32, 9), [random_image(32, 32, 8)], BlendParams(image_size=32)).image.size == (32, 32)
+    assert engine.run(
+        random_image(32, 32, 9), [random_image(32, 32, 8)], BlendParams(image_size=32)
+    ).image.size == (32, 32)
 
 
 def test_the_loss_goes_down_on_a_fixed_pair(image_dirs, blend_pair, blend_config, tmp_path):
@@ -78,7 +80,9 @@ def test_resuming_continues_exactly(image_dirs, blend_pair, blend_config, tmp_pa
     resumed = Trainer(dataclasses.replace(half, steps=3), config=blend_config)
     resumed.run(resume=True)
     assert resumed.step == 3
-    for (name, a), b in zip(straight.decoder.state_dict().items(), resumed.decoder.state_dict().values()):
+    for (name, a), b in zip(
+        straight.decoder.state_dict().items(), resumed.decoder.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, msg=name)
 
 
@@ -118,7 +122,11 @@ def test_bootstrap_fetches_subsets_over_http_ranges(blend_http_server, tmp_path)
     _zip_of_images(root / "ICIP2017" / "wikiart.zip", [f"wikiart/Cubism/artist_{i}.jpg" for i in range(6)])
     out = tmp_path / "data"
     result = bootstrap(
-        out, coco=4, wikiart=3, coco_url=f"{base}/zips/train2017.zip", wikiart_url=f"{base}/ICIP2017/wikiart.zip"
+        out,
+        coco=4,
+        wikiart=3,
+        coco_url=f"{base}/zips/train2017.zip",
+        wikiart_url=f"{base}/ICIP2017/wikiart.zip",
     )
     assert len(list((out / "content").glob("*.jpg"))) == 4
     assert len(list((out / "style").glob("*.jpg"))) == 3

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
+import imagefiles as files
 import numpy as np
 import pytest
 from PIL import Image
 
-import imagefiles as files
 from api.uploads import BadRequest, Limits, TooLarge, UnsupportedImage, accept, normalise
 
 LIMITS = Limits(max_file_bytes=200_000, max_request_bytes=500_000, max_pixels=40_000_000)
@@ -95,7 +95,16 @@ def test_16_bit_rgb_is_reduced_to_8_bit():
         (files.bomb_png(8000), TooLarge, "8000x8000 = 64000000 pixels; the limit is 40000000"),
         (files.bomb_png(20000), TooLarge, "too large"),
     ],
-    ids=["gif", "bmp", "text", "truncated-jpeg", "truncated-jpeg-header", "truncated-png", "bomb", "pillow-bomb"],
+    ids=[
+        "gif",
+        "bmp",
+        "text",
+        "truncated-jpeg",
+        "truncated-jpeg-header",
+        "truncated-png",
+        "bomb",
+        "pillow-bomb",
+    ],
 )
 def test_bad_files_are_refused_naming_the_field(data, error, message):
     with pytest.raises(error, match=message) as excinfo:

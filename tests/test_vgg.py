@@ -85,7 +85,9 @@ def test_file_uri_with_digest_resolves_and_loads(vgg_weight_file, rgb, tmp_path)
     path = vgg_weight_file("vgg19", "caffe")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     local = artifact.resolve(f"file://{path}#sha256={digest}", cache_dir=tmp_path)
-    assert_same_features(load_vgg("vgg19", "caffe", local), vgg_tensors("vgg19", "caffe"), "vgg19", "caffe", rgb)
+    assert_same_features(
+        load_vgg("vgg19", "caffe", local), vgg_tensors("vgg19", "caffe"), "vgg19", "caffe", rgb
+    )
     with pytest.raises(ArtifactError, match="checksum mismatch"):
         artifact.resolve(f"file://{path}#sha256={'0' * 64}", cache_dir=tmp_path)
 
@@ -108,7 +110,9 @@ def test_garbage_file_is_an_artifact_error(tmp_path):
 
 
 def test_wrong_architecture_is_an_artifact_error(vgg_weight_file):
-    with pytest.raises(ArtifactError, match="does not look like a torchvision vgg19 file: missing features.16.bias"):
+    with pytest.raises(
+        ArtifactError, match="does not look like a torchvision vgg19 file: missing features.16.bias"
+    ):
         load_vgg("vgg19", "torchvision", vgg_weight_file("vgg16", "torchvision"))
 
 
@@ -117,7 +121,9 @@ def test_wrong_shape_is_an_artifact_error(tmp_path):
     state["features.0.weight"] = torch.zeros(64, 1, 3, 3)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(ArtifactError, match=r"features.0.weight has shape \(64, 1, 3, 3\), vgg16 needs \(64, 3, 3, 3\)"):
+    with pytest.raises(
+        ArtifactError, match=r"features.0.weight has shape \(64, 1, 3, 3\), vgg16 needs \(64, 3, 3, 3\)"
+    ):
         load_vgg("vgg16", "torchvision", path)
 
 

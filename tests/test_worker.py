@@ -12,8 +12,8 @@ import time
 import pytest
 from kafka import KafkaConsumer
 from PIL import Image
-
 from services import Clients, ConsumerProcess, TerminalWrites, wait_consumers, wait_for
+
 from stylequeue.job import Status, object_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -85,7 +85,9 @@ def test_blend_completes_while_a_long_gatys_job_runs_and_both_cancels(clients, c
     consumers("gatys")
     consumers("blend")
     long_job = clients.submit("gatys", {"image_size": 32, "total_iterations": 2000, "snapshot_every": 50})
-    wait_for(lambda: clients.store.get(long_job.id).progress.iteration >= 2, 120, message="the long job to run")
+    wait_for(
+        lambda: clients.store.get(long_job.id).progress.iteration >= 2, 120, message="the long job to run"
+    )
     queued = clients.submit("gatys", SHORT_GATYS, seed=7)  # waits: the only gatys consumer is busy
     blend = clients.submit("blend", {"image_size": 32}, seed=3)
     blend_done = wait_for(lambda: terminal(clients, blend.id), 60, message="the blend job")
@@ -173,4 +175,6 @@ def test_sigterm_hands_the_running_job_back_and_another_consumer_finishes_it(cli
     wait_for(lambda: clients.store.get(job.id).attempt == 2 and clients.store.get(job.id).progress.iteration >= 1,
              120, message="the job to be taken again")  # fmt: skip
     clients.store.request_cancel(job.id)  # no need to wait for 2000 iterations
-    assert wait_for(lambda: terminal(clients, job.id), 30, message="the job to stop").status is Status.CANCELLED
+    assert (
+        wait_for(lambda: terminal(clients, job.id), 30, message="the job to stop").status is Status.CANCELLED
+    )

@@ -39,7 +39,9 @@ def test_transient_failures_retry_until_the_last_attempt():
 
 
 def test_permanent_failures_are_dead_lettered_at_once():
-    assert next_step(classify(ValidationError("bad", field="x")), attempt=1, max_attempts=3) is Step.DEAD_LETTER
+    assert (
+        next_step(classify(ValidationError("bad", field="x")), attempt=1, max_attempts=3) is Step.DEAD_LETTER
+    )
 
 
 def test_a_job_whose_consumers_kept_dying_is_given_up():

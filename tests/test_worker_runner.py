@@ -7,10 +7,10 @@ import threading
 
 import pytest
 from kafka import KafkaConsumer
+from services import Clients, wait_for
 
 from consumer.engines.registry import get_engine
 from consumer.runner import Context, Control, Runner
-from services import Clients, wait_for
 from stylequeue import config
 from stylequeue.job import Status
 
@@ -75,7 +75,9 @@ def test_a_superseded_attempt_stops_and_never_writes_over_the_newer_one(clients)
     outcome: dict = {}
     thread = threading.Thread(target=lambda: outcome.update(runner.run([job])))
     thread.start()
-    wait_for(lambda: clients.store.get(job.id).progress.iteration >= 2, 60, message="the first attempt to run")
+    wait_for(
+        lambda: clients.store.get(job.id).progress.iteration >= 2, 60, message="the first attempt to run"
+    )
     newer = clients.store.claim(job.id)  # what another consumer does after a rebalance
     thread.join(30)
     assert not thread.is_alive(), "the stale attempt kept running"

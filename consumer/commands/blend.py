@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
     add_param_flags(
         parser.add_argument_group("blend parameters"), BlendParams, separator="-", aliases=ALIASES
     )
-    parser.add_argument("--output", "-o", type=Path, default=Path("blend.png"), help="output image (default: %(default)s)")
+    parser.add_argument(
+        "--output", "-o", type=Path, default=Path("blend.png"), help="output image (default: %(default)s)"
+    )
     parser.add_argument(
         "--model",
         help="blend model: our .pt, a TorchScript file, or 'vgg_normalised.pth,decoder.pth'; "
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     styles = [args.style] + ([args.style2] if args.style2 else [])
     params = validate_job_params("blend", param_values(args, BlendParams), len(styles))
     content = open_image(args.content, "content")
-    style_images = [open_image(p, f) for p, f in zip(styles, ("style", "style2"))]
+    style_images = [open_image(p, f) for p, f in zip(styles, ("style", "style2"), strict=False)]
     config = engine_config(args)
     engine = create_engine(config, s3=s3_client_for(config.blend_model))
     availability = engine.availability()

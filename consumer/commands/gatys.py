@@ -51,8 +51,15 @@ def register(subparsers: Any) -> None:
         "--style_image_path", required=True, nargs="+", help="style image(s); several, or comma-separated"
     )
     files.add_argument("--init_image", type=Path, help="starting image for --init_method image")
-    files.add_argument("--output_file", type=Path, default=Path("out.png"), help="where to write the result (default: out.png)")
-    files.add_argument("--snapshot_dir", type=Path, help="write a snapshot every --snapshot_every iterations here")
+    files.add_argument(
+        "--output_file",
+        type=Path,
+        default=Path("out.png"),
+        help="where to write the result (default: out.png)",
+    )
+    files.add_argument(
+        "--snapshot_dir", type=Path, help="write a snapshot every --snapshot_every iterations here"
+    )
     add_param_flags(parser.add_argument_group("engine parameters"), GatysParams, aliases=ALIASES)
     _add_config_flags(parser.add_argument_group("device and weights (override STYLEQUEUE_*)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -88,7 +95,9 @@ def _check_choices(changes: dict[str, Any]) -> None:
     for f in dataclasses.fields(EngineConfig):
         choices = f.metadata.get("choices")
         if f.name in changes and choices and changes[f.name] not in choices:
-            raise ValidationError(f"must be one of {', '.join(choices)}; got {changes[f.name]!r}", field=f.name)
+            raise ValidationError(
+                f"must be one of {', '.join(choices)}; got {changes[f.name]!r}", field=f.name
+            )
 
 
 def gatys_params(args: argparse.Namespace) -> GatysParams:

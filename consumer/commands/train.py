@@ -47,10 +47,16 @@ def register(subparsers: Any) -> None:
 
     data = subparsers.add_parser("train-blend-data", help="fetch COCO 2017 train + WikiArt subsets")
     data.add_argument("--coco", type=int, default=1000, help="content images to fetch (default: %(default)s)")
-    data.add_argument("--wikiart", type=int, default=1000, help="style images to fetch (default: %(default)s)")
+    data.add_argument(
+        "--wikiart", type=int, default=1000, help="style images to fetch (default: %(default)s)"
+    )
     data.add_argument("--out", type=Path, required=True, help="folder to write content/ and style/ into")
-    data.add_argument("--coco-url", default=COCO_TRAIN_URL, help="COCO train2017.zip URL or path (default: %(default)s)")
-    data.add_argument("--wikiart-url", default=WIKIART_URL, help="wikiart.zip URL or path (default: %(default)s)")
+    data.add_argument(
+        "--coco-url", default=COCO_TRAIN_URL, help="COCO train2017.zip URL or path (default: %(default)s)"
+    )
+    data.add_argument(
+        "--wikiart-url", default=WIKIART_URL, help="wikiart.zip URL or path (default: %(default)s)"
+    )
     data.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: %(default)s)")
     data.set_defaults(func=run_data)
 
@@ -69,7 +75,9 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
         else:
-            parser.add_argument(flag, dest=f.name, type=tp, required=required, default=default, help=help_text)
+            parser.add_argument(
+                flag, dest=f.name, type=tp, required=required, default=default, help=help_text
+            )
 
 
 def _scalar(tp: Any) -> Any:
@@ -81,11 +89,10 @@ def _scalar(tp: Any) -> Any:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from consumer.commands.blend import s3_client_for
     from consumer.training.settings import TrainSettings
     from consumer.training.trainer import Trainer
     from stylequeue.config import EngineConfig, load
-
-    from consumer.commands.blend import s3_client_for
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)}
     settings = TrainSettings(**values)
@@ -111,7 +118,12 @@ def run_data(args: argparse.Namespace) -> int:
     from consumer.training.data import bootstrap
 
     result = bootstrap(
-        args.out, coco=args.coco, wikiart=args.wikiart, coco_url=args.coco_url, wikiart_url=args.wikiart_url, seed=args.seed
+        args.out,
+        coco=args.coco,
+        wikiart=args.wikiart,
+        coco_url=args.coco_url,
+        wikiart_url=args.wikiart_url,
+        seed=args.seed,
     )
     print(f"{len(result['content'])} content and {len(result['style'])} style images in {args.out}")
     return 0

@@ -24,7 +24,9 @@ def register(subparsers: Any) -> None:
         help="run jobs of one mode from its Kafka consumer group (one process per device)",
         description="Join the mode's consumer group and run its jobs until SIGTERM.",
     )
-    parser.add_argument("--mode", required=True, choices=sorted(MODES), help="which engine this consumer runs")
+    parser.add_argument(
+        "--mode", required=True, choices=sorted(MODES), help="which engine this consumer runs"
+    )
     parser.add_argument("--consumer-id", help="name in reports and the group (default: host-pid-mode)")
     parser.add_argument(
         "--drain-seconds", type=float, default=None,

@@ -234,7 +234,9 @@ class BlendEngine:
         self._report(job, 3)
         job.hooks.snapshot(1, image)
         elapsed = time.perf_counter() - job.started
-        return EngineResult(image, history=[{"elapsed_s": elapsed}], meta=self._meta(job, batch_size, elapsed))
+        return EngineResult(
+            image, history=[{"elapsed_s": elapsed}], meta=self._meta(job, batch_size, elapsed)
+        )
 
     def _meta(self, job: _Job, batch_size: int, elapsed: float) -> dict[str, Any]:
         source = self.model.source
@@ -280,9 +282,13 @@ def create_engine(config: EngineConfig, *, s3: Any | None = None) -> BlendEngine
 
 def _check_limits(config: EngineConfig) -> None:
     if config.blend_max_batch < 1:
-        raise ConfigError(f"must be at least 1, got {config.blend_max_batch}", field="STYLEQUEUE_BLEND_MAX_BATCH")
+        raise ConfigError(
+            f"must be at least 1, got {config.blend_max_batch}", field="STYLEQUEUE_BLEND_MAX_BATCH"
+        )
     if config.blend_cache_size < 0:
-        raise ConfigError(f"must be at least 0, got {config.blend_cache_size}", field="STYLEQUEUE_BLEND_CACHE_SIZE")
+        raise ConfigError(
+            f"must be at least 0, got {config.blend_cache_size}", field="STYLEQUEUE_BLEND_CACHE_SIZE"
+        )
 
 
 def with_model(config: EngineConfig, spec: str) -> EngineConfig:

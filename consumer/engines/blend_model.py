@@ -26,7 +26,7 @@ import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,9 @@ class BlendModel:
     def decode(self, feat: torch.Tensor) -> torch.Tensor:
         return self.module.decode(feat)
 
-    def forward_seed(self, content: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward_seed(
+        self, content: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, w: torch.Tensor
+    ) -> torch.Tensor:
         return self.module(content, s1, s2, w)
 
 
@@ -130,8 +132,12 @@ def random_model() -> BlendModel:
 
 def load_adain_pair(encoder_path: Path, decoder_path: Path) -> BlendModel:
     """pytorch-AdaIN's ``vgg_normalised.pth`` (used up to relu4_1) and ``decoder.pth``."""
-    encoder = load_modules(build_encoder(), read_state_dict(encoder_path), encoder_path.name, "vgg_normalised.pth encoder")
-    decoder = load_modules(build_decoder(), read_state_dict(decoder_path), decoder_path.name, "AdaIN decoder.pth")
+    encoder = load_modules(
+        build_encoder(), read_state_dict(encoder_path), encoder_path.name, "vgg_normalised.pth encoder"
+    )
+    decoder = load_modules(
+        build_decoder(), read_state_dict(decoder_path), decoder_path.name, "AdaIN decoder.pth"
+    )
     net = AdaINNet(encoder, decoder)
     return BlendModel(net, ModelSource("adain-pair", f"{encoder_path},{decoder_path}"))
 
@@ -228,7 +234,7 @@ def save_artifact(path: Path, net: AdaINNet, *, training: dict[str, Any] | None 
         "format": ARTIFACT_FORMAT,
         "version": ARTIFACT_VERSION,
         "arch": ARCH,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "training": dict(training or {}),
         "checksum": checksum,
         **parts,
@@ -253,7 +259,9 @@ def load_artifact(state: dict[str, Any], path: Path) -> BlendModel:
         raise ArtifactError(f"{path.name}: expected 'encoder' and 'decoder' state dicts")
     actual = tensor_checksum(parts)
     if actual != state.get("checksum"):
-        raise ArtifactError(f"{path.name}: checksum mismatch: recorded {state.get('checksum')!r}, computed {actual}")
+        raise ArtifactError(
+            f"{path.name}: checksum mismatch: recorded {state.get('checksum')!r}, computed {actual}"
+        )
     encoder = load_modules(build_encoder(), parts["encoder"], path.name, "blend encoder")
     decoder = load_modules(build_decoder(), parts["decoder"], path.name, "blend decoder")
     meta = {"training": state.get("training", {}), "created": state.get("created"), "checksum": actual}
@@ -270,5 +278,7 @@ def export_torchscript(net: AdaINNet, path: Path) -> None:
 def _no_jit_deprecation() -> Iterator[None]:
     """TorchScript is deprecated in torch 2.13, but it is the seed's artifact format: use it quietly."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning
+        )
         yield

@@ -259,7 +259,7 @@ class GatysRun:
             style=p.style_weight * gain**4,
             tv=p.tv_weight,
             content_layers=p.content_layers,
-            style_layers=dict(zip(p.style_layers, layer_weights)),
+            style_layers=dict(zip(p.style_layers, layer_weights, strict=True)),
         )
 
     def _initial(
@@ -297,7 +297,12 @@ class GatysRun:
     # -- the hot loop ----------------------------------------------------------------------------
 
     def _optimise(
-        self, objective: losses.Objective, start: torch.Tensor, iterations: int, label: str, size: tuple[int, int]
+        self,
+        objective: losses.Objective,
+        start: torch.Tensor,
+        iterations: int,
+        label: str,
+        size: tuple[int, int],
     ) -> torch.Tensor:
         pixels = start.detach().contiguous().requires_grad_(True)
         optimizer = make_optimizer(self.params, pixels)
@@ -323,7 +328,9 @@ class GatysRun:
             self._after_iteration(last[0], pixels, label, size)
         return pixels.detach()
 
-    def _after_iteration(self, parts: torch.Tensor, pixels: torch.Tensor, label: str, size: tuple[int, int]) -> None:
+    def _after_iteration(
+        self, parts: torch.Tensor, pixels: torch.Tensor, label: str, size: tuple[int, int]
+    ) -> None:
         self.iteration += 1
         content, style, tv = parts.tolist()  # one device sync for all three
         loss = {"content": content, "style": style, "tv": tv, "total": content + style + tv}

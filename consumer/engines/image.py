@@ -6,9 +6,7 @@ import torch
 from PIL import Image
 
 # BT.601 RGB→YUV; luminance-only transfer keeps the content's U and V.
-_RGB_TO_YUV = torch.tensor(
-    [[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]]
-)
+_RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 
 
 def size_for_longest(width: int, height: int, longest: int) -> tuple[int, int]:

@@ -110,7 +110,7 @@ def style_targets(
     total = float(sum(blend))
     targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():
-        for image, share in zip(styles, blend):
+        for image, share in zip(styles, blend, strict=True):
             for name, feat in net(image, layers, pooling=pooling).items():
                 part = gram(feat) * (share / total)
                 targets[name] = targets[name] + part if name in targets else part

@@ -49,7 +49,9 @@ def split_iterations(total: int, n_stages: int) -> list[int]:
     return counts
 
 
-def plan(final_size: int, total_iterations: int, *, min_size: int, coarse_to_fine: bool = True) -> list[Stage]:
+def plan(
+    final_size: int, total_iterations: int, *, min_size: int, coarse_to_fine: bool = True
+) -> list[Stage]:
     """The stages of a run; a single stage when the schedule is off or the output is small."""
     if total_iterations < 1:
         raise ValueError("total_iterations must be at least 1")
@@ -57,4 +59,4 @@ def plan(final_size: int, total_iterations: int, *, min_size: int, coarse_to_fin
     # Fewer iterations than stages: drop the coarsest stages, never the requested size.
     sizes = sizes[-total_iterations:]
     counts = split_iterations(total_iterations, len(sizes))
-    return [Stage(size, n) for size, n in zip(sizes, counts)]
+    return [Stage(size, n) for size, n in zip(sizes, counts, strict=True)]

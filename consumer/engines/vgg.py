@@ -244,7 +244,9 @@ def _check_state(
         found = getattr(state[key], "shape", None)
         if found != tensor.shape:
             shape = tuple(found) if found is not None else type(state[key]).__name__
-            raise ArtifactError(f"{name}: {prefix}{key} has shape {shape}, {arch} needs {tuple(tensor.shape)}")
+            raise ArtifactError(
+                f"{name}: {prefix}{key} has shape {shape}, {arch} needs {tuple(tensor.shape)}"
+            )
 
 
 def _randomised(net: VGGFeatures) -> VGGFeatures:

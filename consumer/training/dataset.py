@@ -52,5 +52,8 @@ class ImageFolder:
 
     def _resize_short(self, image: Image.Image) -> Image.Image:
         scale = self.load_size / min(image.size)
-        size = (max(self.crop_size, round(image.width * scale)), max(self.crop_size, round(image.height * scale)))
+        size = (
+            max(self.crop_size, round(image.width * scale)),
+            max(self.crop_size, round(image.height * scale)),
+        )
         return image.resize(size, Image.Resampling.BILINEAR)

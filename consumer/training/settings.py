@@ -41,9 +41,13 @@ class TrainSettings:
             if not getattr(self, name) >= 0:
                 raise ValidationError(f"must be >= 0, got {getattr(self, name)}", field=name)
         if self.crop_size % 8:
-            raise ValidationError(f"must be a multiple of 8 (three 2× poolings), got {self.crop_size}", field="crop_size")
+            raise ValidationError(
+                f"must be a multiple of 8 (three 2× poolings), got {self.crop_size}", field="crop_size"
+            )
         if not self.encoder and not self.random_encoder:
-            raise ValidationError("give the vgg_normalised.pth location (or --random-weights)", field="encoder")
+            raise ValidationError(
+                "give the vgg_normalised.pth location (or --random-weights)", field="encoder"
+            )
 
     @property
     def checkpoint_path(self) -> Path:

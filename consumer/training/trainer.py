@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from consumer.engines import device as devices
-from consumer.engines.adain import AdaINNet, adain, build_decoder, build_encoder, mean_std, style_layer_indices
+from consumer.engines.adain import (
+    AdaINNet,
+    adain,
+    build_decoder,
+    build_encoder,
+    mean_std,
+    style_layer_indices,
+)
 from consumer.engines.blend_model import load_modules, random_model, save_artifact
 from consumer.engines.vgg import read_state_dict
 from consumer.training.dataset import ImageFolder
@@ -39,12 +46,21 @@ CHECKPOINT_VERSION = 1
 class Trainer:
     """One training run: frozen encoder, trainable decoder, Adam, two image folders."""
 
-    def __init__(self, settings: TrainSettings, *, config: EngineConfig | None = None, s3: Any | None = None) -> None:
+    def __init__(
+        self, settings: TrainSettings, *, config: EngineConfig | None = None, s3: Any | None = None
+    ) -> None:
         self.settings = settings
         self.config = config or EngineConfig()
         self.device = devices.select_device(settings.device)
-        self.content = ImageFolder(settings.content_dir, field="content_dir", load_size=settings.load_size, crop_size=settings.crop_size)
-        self.style = ImageFolder(settings.style_dir, field="style_dir", load_size=settings.load_size, crop_size=settings.crop_size)
+        self.content = ImageFolder(
+            settings.content_dir,
+            field="content_dir",
+            load_size=settings.load_size,
+            crop_size=settings.crop_size,
+        )
+        self.style = ImageFolder(
+            settings.style_dir, field="style_dir", load_size=settings.load_size, crop_size=settings.crop_size
+        )
         torch.manual_seed(settings.seed)
         self.encoder = self._encoder(s3).to(self.device).eval().requires_grad_(False)
         self.decoder = self._decoder(s3).to(self.device).train()
@@ -148,7 +164,9 @@ class Trainer:
 
     # --- the run ----------------------------------------------------------------------------------
 
-    def run(self, *, resume: bool = False, progress: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    def run(
+        self, *, resume: bool = False, progress: Callable[[int, dict[str, float]], None] | None = None
+    ) -> Path:
         """Train to ``settings.steps`` (from the checkpoint when ``resume`` and one exists); write the artifact."""
         if resume and self.settings.checkpoint_path.is_file():
             self.load_checkpoint()

@@ -28,7 +28,9 @@ def load(path: Path = CONFIG) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def render(targets: Mapping[str, Sequence[str]], *, interval: str = "1s", config: Path = CONFIG) -> dict[str, Any]:
+def render(
+    targets: Mapping[str, Sequence[str]], *, interval: str = "1s", config: Path = CONFIG
+) -> dict[str, Any]:
     """The config with each named job scraping ``targets[job]``; jobs not named are dropped.
 
     Rule files become absolute paths (the rendered file is written elsewhere). An unknown job

@@ -107,9 +107,7 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         _check_number(f.name, value, spec)
     elif isinstance(value, str):
         if spec.choices is not None and value not in spec.choices:
-            raise ValidationError(
-                f"must be one of {', '.join(spec.choices)}; got {value!r}", field=f.name
-            )
+            raise ValidationError(f"must be one of {', '.join(spec.choices)}; got {value!r}", field=f.name)
     elif isinstance(value, tuple):
         for item in value:
             if spec.item_choices is not None and item not in spec.item_choices:

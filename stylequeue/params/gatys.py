@@ -47,17 +47,17 @@ class GatysParams(Params):
     )
     optimizer: str = param("lbfgs", "optimisation method", choices=("lbfgs", "adam"))
     learning_rate: float = param(
-        1.0, "step size (L-BFGS) or learning rate (Adam, in 0-255 pixel units)", min=0, min_exclusive=True, max=1e4
+        1.0,
+        "step size (L-BFGS) or learning rate (Adam, in 0-255 pixel units)",
+        min=0,
+        min_exclusive=True,
+        max=1e4,
     )
-    init_method: str = param(
-        "content", "starting image", choices=("content", "random", "style", "image")
-    )
+    init_method: str = param("content", "starting image", choices=("content", "random", "style", "image"))
     style_blend_weights: tuple[float, ...] = param(
         (), "one weight per style image, normalised to sum 1 (empty: all equal)", min=0
     )
-    style_scale: float = param(
-        1.0, "size of the style images relative to the output", min=0.05, max=4.0
-    )
+    style_scale: float = param(1.0, "size of the style images relative to the output", min=0.05, max=4.0)
     image_size: int = param(512, "longest side of the output in pixels", min=16, max=MAX_IMAGE_SIZE)
     coarse_to_fine: bool = param(
         True, "for large outputs, optimise small first and grow by about sqrt(2) per stage"

@@ -26,7 +26,15 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 # Files whose change means the UI must be rebuilt.
-SOURCES = ("src", "public", "index.html", "vite.config.ts", "svelte.config.js", "package.json", "package-lock.json")
+SOURCES = (
+    "src",
+    "public",
+    "index.html",
+    "vite.config.ts",
+    "svelte.config.js",
+    "package.json",
+    "package-lock.json",
+)
 
 
 def _newest_source_mtime() -> float:
@@ -80,7 +88,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def ui_dist() -> Path:
     """``frontend/dist``, built (see :func:`pytest_collection_finish`) from the current sources."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests need the system Chromium")
+        pytest.skip(
+            f"{CHROMIUM} is missing (apt-get install chromium); browser tests need the system Chromium"
+        )
     if _build_error:
         pytest.fail(_build_error[0])
     error = build_ui()  # e.g. the sources changed since collection
@@ -125,7 +135,12 @@ class ConsoleLog:
 
     def watch(self, page) -> None:
         """Record this page's console errors and uncaught exceptions."""
-        page.on("console", lambda msg: self.record(f"{msg.text} @ {msg.location.get('url', '')}") if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: self.record(f"{msg.text} @ {msg.location.get('url', '')}")
+            if msg.type == "error"
+            else None,
+        )
         page.on("pageerror", lambda error: self.record(f"uncaught: {error}"))
 
 

@@ -218,4 +218,9 @@ def test_keyboard_only(page, ui_url):
     # Every image slot's file input is reachable with Tab (it is visually hidden, not removed).
     page.locator("#content-input").focus()
     assert page.evaluate("document.activeElement.id") == "content-input"
-    assert page.evaluate("getComputedStyle(document.activeElement.closest('.drop').querySelector('.drop-target')).boxShadow") != "none"
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.activeElement.closest('.drop').querySelector('.drop-target')).boxShadow"
+        )
+        != "none"
+    )
