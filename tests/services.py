@@ -2,7 +2,9 @@
 
 Each service fixture uses the service named by its variable when set (CI against real Kafka,
 Redis and MinIO: ``STYLEQUEUE_KAFKA_BOOTSTRAP``, ``STYLEQUEUE_REDIS_URL``, ``STYLEQUEUE_S3_ENDPOINT``
-with its keys), else starts a local one (``stylequeue.localstack``) once per test session.
+with its keys), else a container when a Docker engine answers (``containers``; off with
+``STYLEQUEUE_TESTCONTAINERS=0``), else starts a local one (``stylequeue.localstack``), once per
+test session.
 
 ``service_env`` gives each test its own topics, consumer groups and bucket, so tests never see
 each other's jobs, and a Redis flushed before and after it.
@@ -14,16 +16,18 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import containers
 import pytest
 
 from stylequeue import localstack
 
 
-def _service(variable: str, start) -> Iterator[str]:
-    if os.environ.get(variable):
+def _service(variable: str, start, start_container) -> Iterator[str]:
+    source = containers.service_source(variable)
+    if source == containers.ENV:
         yield os.environ[variable]
         return
-    service = start()
+    service = start_container() if source == containers.CONTAINERS else start()
     try:
         yield service.url
     finally:
@@ -33,19 +37,19 @@ def _service(variable: str, start) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of a Kafka-protocol broker."""
-    yield from _service("STYLEQUEUE_KAFKA_BOOTSTRAP", localstack.start_broker)
+    yield from _service("STYLEQUEUE_KAFKA_BOOTSTRAP", localstack.start_broker, containers.start_kafka)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of a Redis the tests may flush."""
-    yield from _service("STYLEQUEUE_REDIS_URL", localstack.start_redis)
+    yield from _service("STYLEQUEUE_REDIS_URL", localstack.start_redis, containers.start_redis)
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """Endpoint URL of an S3 API."""
-    yield from _service("STYLEQUEUE_S3_ENDPOINT", localstack.start_s3)
+    yield from _service("STYLEQUEUE_S3_ENDPOINT", localstack.start_s3, containers.start_minio)
 
 
 def unique_names(prefix: str = "t") -> dict[str, str]:
