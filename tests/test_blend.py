@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 from blend_weights import random_image
+from PIL import Image
 
 from consumer.engines import registry
 from consumer.engines.adain import mean_std
 from consumer.engines.base import Engine, Hooks
-from consumer.engines.blend import BlendEngine, BlendItem
+from consumer.engines.blend import MIN_SIDE, BlendEngine, BlendItem, style_longest
 from consumer.engines.image import resize_longest, rgb_to_yuv, to_image, to_tensor
 from stylequeue.errors import JobCancelled, ValidationError
 from stylequeue.modes import validate_job_params
@@ -159,3 +160,62 @@ def test_cuda_matches_cpu(blend_model, blend_config, blend_engine, precision):
     want = _pixels(blend_engine.run(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)))
     for got in gpu.run_batch(items):
         assert np.abs(_pixels(got) - want).mean() < (2 if precision == "fp32" else 8)
+
+
+def test_a_retried_batch_counts_each_style_lookup_once(blend_engine):
+    blend_engine.run(CONTENT, [STYLE1], BlendParams(image_size=32))  # STYLE1's statistics are now cached
+    before = blend_engine.cache.stats()
+
+    def fail_at_encode(progress):
+        if progress.stage == "encode":
+            raise RuntimeError("the batch-mate fails inside the batched pass")
+
+    items = [
+        BlendItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)),
+        BlendItem(CONTENT, [STYLE1], BlendParams(image_size=32), Hooks(on_progress=fail_at_encode)),
+    ]
+    ok, failed = blend_engine.run_batch(items)
+    assert isinstance(failed, RuntimeError) and ok.meta["batch_size"] == 1  # retried alone
+    assert (ok.meta["style_cache_hits"], ok.meta["style_cache_misses"]) == (1, 1)
+    after = blend_engine.cache.stats()
+    assert (after.hits - before.hits, after.misses - before.misses) == (2, 1)
+
+
+def test_the_encoder_needs_nine_pixels_on_each_side(blend_model):
+    """relu4_1 lies behind three ceil-mode pools, and its reflection pad needs 2 px: 9 → 5 → 3 → 2."""
+    assert MIN_SIDE == 9
+    with torch.no_grad():
+        assert blend_model.encode(torch.rand(1, 3, MIN_SIDE, 40)).shape[-2:] == (2, 5)
+        for shape in [(MIN_SIDE - 1, 40), (40, MIN_SIDE - 1)]:
+            with pytest.raises(RuntimeError, match="[Pp]adding"):
+                blend_model.encode(torch.rand(1, 3, *shape))
+
+
+def test_a_content_too_thin_at_the_size_names_image_size(blend_engine):
+    with pytest.raises(ValidationError, match="use at least 900") as info:
+        blend_engine.run(random_image(1000, 10, 7), [STYLE1], BlendParams(image_size=512))  # 512×5
+    assert info.value.field == "image_size"
+    thin = random_image(64, 8, 7)  # 9 px short at 72, 8 px at 64
+    with pytest.raises(ValidationError, match="use at least 72"):
+        blend_engine.run(thin, [STYLE1], BlendParams(image_size=64))
+    assert blend_engine.run(thin, [STYLE1], BlendParams(image_size=72)).image.size == (72, 9)
+    assert blend_engine.run(random_image(64, 9, 7), [STYLE1], BlendParams(image_size=64)).image.size == (
+        64,
+        9,
+    )
+
+
+def test_a_thin_style_is_encoded_just_large_enough(blend_engine):
+    assert style_longest((64, 9), 64) == 64  # already 9 px short
+    assert style_longest((64, 8), 64) == style_longest((8, 64), 32) == 72
+    result = blend_engine.run(CONTENT, [random_image(64, 4, 8)], BlendParams(image_size=32))
+    assert result.image.size == (32, 24) and result.meta["style_cache_misses"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "style", "field"), [((3000, 1), (32, 32), "content"), ((40, 30), (1, 3000), "style")]
+)
+def test_an_image_thinner_than_the_limit_is_refused(blend_engine, content, style, field):
+    with pytest.raises(ValidationError, match="128:1") as info:
+        blend_engine.run(Image.new("RGB", content), [Image.new("RGB", style)], BlendParams(image_size=32))
+    assert info.value.field == field

@@ -11,11 +11,12 @@ from PIL import Image
 
 from consumer.engines import registry, schedule
 from consumer.engines.base import Engine, Hooks
+from consumer.engines.gatys import plan_for, style_size
 from consumer.engines.image import rgb_to_yuv, to_tensor
 from stylequeue.config import EngineConfig
 from stylequeue.errors import JobCancelled, ValidationError
 from stylequeue.params import parse_params
-from stylequeue.params.gatys import GatysParams
+from stylequeue.params.gatys import MAX_IMAGE_SIZE, GatysParams
 
 CONFIG = EngineConfig(device="cpu", random_weights=True)
 
@@ -269,3 +270,26 @@ def test_cuda_run_with_mixed_precision(precision):
     assert result.meta["device"].startswith("cuda") and result.meta["precision"] == precision
     assert all(math.isfinite(h["total"]) for h in result.history)
     assert result.history[-1]["total"] < result.history[0]["total"]
+
+
+def test_style_size_raises_a_thin_style_only_up_to_the_size_limit():
+    assert style_size(Image.new("RGB", (64, 4)), 32, 1.0) == 256  # short side raised to 16
+    assert style_size(Image.new("RGB", (MAX_IMAGE_SIZE, 16)), 32, 1.0) == MAX_IMAGE_SIZE  # 128:1
+    for thin in [(MAX_IMAGE_SIZE + 1, 16), (1_000_000, 1), (1, 3000)]:
+        with pytest.raises(ValidationError, match="128:1") as info:
+            style_size(Image.new("L", thin), 32, 1.0)
+        assert info.value.field == "style"
+
+
+def test_a_style_too_thin_to_use_fails_before_any_work(engine):
+    progress = Recorder()
+    with pytest.raises(ValidationError) as info:
+        engine.run(CONTENT, [STYLE, Image.new("RGB", (4000, 1))], params(), progress.hooks)
+    assert info.value.field == "style" and progress.progress == []
+
+
+def test_a_content_too_thin_for_any_size_names_content():
+    with pytest.raises(ValidationError) as info:
+        plan_for(params(image_size=MAX_IMAGE_SIZE), (1_000_000, 1))
+    assert info.value.field == "content"
+    assert plan_for(params(image_size=MAX_IMAGE_SIZE), (MAX_IMAGE_SIZE, 16))[-1].size == MAX_IMAGE_SIZE

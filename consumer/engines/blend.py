@@ -25,15 +25,27 @@ from consumer.engines import device as devices
 from consumer.engines.adain import blend_features, mean_std
 from consumer.engines.base import Availability, EngineResult, Hooks, Progress
 from consumer.engines.blend_model import BlendModel, load_blend_model
-from consumer.engines.image import preserve_colors, resize_longest, to_image, to_tensor
+from consumer.engines.image import preserve_colors, resize_longest, size_for_longest, to_image, to_tensor
 from consumer.engines.style_cache import Stats, StyleCache, style_key
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError, ConfigError, EngineUnavailable, ValidationError
 from stylequeue.params import Params
 from stylequeue.params.blend import BlendParams
+from stylequeue.params.images import check_image_shape, min_longest
 
 log = logging.getLogger(__name__)
 STAGES = ("prepare", "encode", "decode")  # reported in order; the snapshot follows "decode"
+# The fewest pixels on either side the encoder takes: relu4_1 lies behind three ceil-mode 2×2
+# pools and its reflection pad needs 2 px (padding < size), so 9 → 5 → 3 → 2. Fewer fails inside
+# torch with a RuntimeError that would be retried as if transient.
+MIN_SIDE = 9
+
+
+def style_longest(size: tuple[int, int], image_size: int) -> int:
+    """Longest side a style of ``size`` is encoded at: the job's ``image_size``, raised just enough
+    to keep ``MIN_SIDE`` px on the style's shorter side (at most ``MAX_IMAGE_SIZE`` for any style
+    :func:`check_image_shape` accepts)."""
+    return max(image_size, min_longest(*size, MIN_SIDE))
 
 
 @dataclass
@@ -57,7 +69,7 @@ class _Job:
     content: torch.Tensor  # 1×3×H×W in [0, 1]
     weights: list[float]
     started: float
-    stats: list[Stats] = field(default_factory=list)
+    stats: list[Stats] = field(default_factory=list)  # looked up once, kept if the job is retried
     cache_hits: int = 0
 
 
@@ -147,6 +159,7 @@ class BlendEngine:
         if not isinstance(params, BlendParams):
             raise ValidationError(f"expected blend parameters, got {type(params).__name__}", field="mode")
         params.check_styles(len(item.styles))
+        _check_images(item, params.image_size)
         if not self.model.features and params.alpha != 1.0:
             raise ValidationError(
                 "this model is an opaque TorchScript module without encode/decode; only alpha 1.0 is possible",
@@ -187,7 +200,7 @@ class BlendEngine:
             if not self.model.features:
                 return [self._forward_seed(job) for job in chunk]
             for job in chunk:
-                job.stats = [self._style_stats(job, s) for s in job.item.styles]
+                self._look_up_styles(job)
             feats = self.model.encode(torch.cat([job.content for job in chunk]))
             targets = torch.cat(
                 [
@@ -202,22 +215,32 @@ class BlendEngine:
         # ceil-mode pools make the decoder's output up to 7 px larger than the input: crop it.
         return list(decoded[:, :, :height, :width].float().clamp(0, 1).split(1))
 
-    def _style_stats(self, job: _Job, style: Image.Image) -> Stats:
-        size = job.params.image_size
+    def _look_up_styles(self, job: _Job) -> None:
+        """Fill ``job.stats`` and ``job.cache_hits`` once: a job retried alone after its batch
+        failed keeps its first lookup, so its hits and misses count each style exactly once."""
+        if job.stats:
+            return
+        found = [self._style_stats(style, job.params.image_size) for style in job.item.styles]
+        job.stats = [stats for stats, _ in found]
+        job.cache_hits = sum(hit for _, hit in found)
+
+    def _style_stats(self, style: Image.Image, image_size: int) -> tuple[Stats, bool]:
+        size = style_longest(style.size, image_size)
         key = style_key(style, size)
 
         def encode() -> Stats:
             tensor = self._to_device(resize_longest(style.convert("RGB"), size))
             return mean_std(self.model.encode(tensor))
 
-        stats, hit = self.cache.get_or_compute(key, encode)
-        job.cache_hits += int(hit)
-        return stats
+        return self.cache.get_or_compute(key, encode)
 
     def _forward_seed(self, job: _Job) -> torch.Tensor:
         """An opaque seed-format module: styles go in as images, the mix happens inside it."""
         size = job.params.image_size
-        styles = [self._to_device(resize_longest(s.convert("RGB"), size)) for s in job.item.styles]
+        styles = [
+            self._to_device(resize_longest(s.convert("RGB"), style_longest(s.size, size)))
+            for s in job.item.styles
+        ]
         style2 = styles[1] if len(styles) == 2 else styles[0]
         weights = job.weights + [0.0] * (2 - len(job.weights))
         w = torch.tensor(weights, dtype=torch.float32, device=self.device)
@@ -265,6 +288,19 @@ class BlendEngine:
                 size=(job.content.shape[-1], job.content.shape[-2]),
                 gpu_memory_mb=devices.gpu_memory_mb(self.device),
             )
+        )
+
+
+def _check_images(item: BlendItem, image_size: int) -> None:
+    """Refuse, as invalid input, images the encoder could not take at this job's size."""
+    check_image_shape(*item.content.size, "content")
+    for style in item.styles:
+        check_image_shape(*style.size, "style")
+    if min(size_for_longest(*item.content.size, image_size)) < MIN_SIDE:
+        raise ValidationError(
+            f"at {image_size}px the content's shorter side would be under {MIN_SIDE}px; "
+            f"use at least {min_longest(*item.content.size, MIN_SIDE)}",
+            field="image_size",
         )
 
 

@@ -20,7 +20,6 @@ stage, so an iteration is one forward and one backward pass through the truncate
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
@@ -38,9 +37,8 @@ from consumer.engines.vgg import VGGFeatures, vgg_from_config
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError, EngineUnavailable, ValidationError
 from stylequeue.params.gatys import GatysParams
+from stylequeue.params.images import MIN_SIDE, check_image_shape, min_longest
 
-# relu5_x lies behind four 2×2 max pools: a shorter side pools away to nothing.
-MIN_SIDE = 16
 LBFGS_HISTORY = 100  # neural-style's -lbfgs_num_correction default
 # Weights in channels_last make every activation NHWC: cuDNN's tensor-core kernels and oneDNN's
 # CPU kernels both run faster on it (CPU: ~1.2x here). The image itself stays NCHW-contiguous,
@@ -99,6 +97,8 @@ class GatysEngine:
     ) -> EngineResult:
         check_job(params, len(styles), init_image)
         stages = plan_for(params, content.size)
+        for style in styles:  # refused now rather than after the first stage's work
+            check_image_shape(*style.size, "style")
         job = GatysRun(
             self.network(params.model),
             params,
@@ -120,27 +120,31 @@ def check_job(params: Any, n_styles: int, init_image: Image.Image | None) -> Non
 
 def plan_for(params: GatysParams, content_size: tuple[int, int]) -> list[schedule.Stage]:
     """The job's stages; every stage keeps the content's shorter side at ``MIN_SIDE`` or more."""
-    long_side, short_side = max(content_size), min(content_size)
-    min_longest = math.ceil(MIN_SIDE * long_side / short_side)
-    if params.image_size < min_longest:
+    check_image_shape(*content_size, "content")
+    smallest = min_longest(*content_size)
+    if params.image_size < smallest:
         raise ValidationError(
             f"at {params.image_size}px the content's shorter side would be under {MIN_SIDE}px; "
-            f"use at least {min_longest}",
+            f"use at least {smallest}",
             field="image_size",
         )
     return schedule.plan(
         params.image_size,
         params.total_iterations,
-        min_size=max(params.min_stage_size, min_longest),
+        min_size=max(params.min_stage_size, smallest),
         coarse_to_fine=params.coarse_to_fine,
     )
 
 
 def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
-    """Longest side of a style image: ``scale`` × the stage's, but never under ``MIN_SIDE`` short."""
-    wanted = round(stage_longest * scale)
-    floor = math.ceil(MIN_SIDE * max(style.size) / min(style.size))
-    return max(wanted, floor)
+    """Longest side of a style image: ``scale`` × the stage's, but never under ``MIN_SIDE`` short.
+
+    A style too thin to keep ``MIN_SIDE`` px within ``MAX_IMAGE_SIZE`` raises
+    :class:`ValidationError` (``style``): raising its size without bound would allocate tensors
+    of any size from a tiny file.
+    """
+    check_image_shape(*style.size, "style")
+    return max(round(stage_longest * scale), min_longest(*style.size))
 
 
 def make_optimizer(params: GatysParams, pixels: torch.Tensor) -> torch.optim.Optimizer:

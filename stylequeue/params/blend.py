@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stylequeue.params import Params, param
-
-MAX_IMAGE_SIZE = 2048
+from stylequeue.params.images import MAX_IMAGE_SIZE
 
 
 @dataclass(frozen=True)

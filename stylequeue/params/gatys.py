@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from stylequeue.errors import ValidationError
 from stylequeue.params import Params, param
+from stylequeue.params.images import MAX_IMAGE_SIZE
 
 # Layer names of VGG16/VGG19 feature stacks (relu outputs). VGG16 lacks conv3_4/4_4/5_4.
 VGG19_LAYERS = (
@@ -21,7 +22,6 @@ VGG19_LAYERS = (
 )  # fmt: skip
 VGG16_LAYERS = tuple(n for n in VGG19_LAYERS if not n.endswith("_4"))
 
-MAX_IMAGE_SIZE = 2048
 MAX_STYLES = 4
 
 
