@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask, Response, abort, current_app, g, request, send_from_directory
+from werkzeug.exceptions import NotFound
 
 from api import errors, routes
 from api.service import Clients, JobService, Settings, make_clients
@@ -68,12 +69,18 @@ def _record_requests(app: Flask) -> None:
 
 def _serve_ui(app: Flask, root: Path) -> None:
     """Serve the built UI; unknown non-API paths get index.html so client-side routes work."""
+    root = root.resolve()  # not relative to Flask's root_path, which send_from_directory would use
 
     def ui(path: str = "") -> Response:
         if path.startswith("api/"):
             abort(404)
-        if path and (root / path).is_file():
-            return send_from_directory(root, path)
+        if path:
+            try:
+                # send_from_directory checks containment (safe_join) before it looks at the disk,
+                # so a path outside ``root`` is answered exactly like a missing one.
+                return send_from_directory(root, path)
+            except NotFound:
+                pass
         return send_from_directory(root, "index.html")
 
     app.add_url_rule("/", "ui_index", ui)

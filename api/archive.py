@@ -9,6 +9,9 @@ import io
 import zipfile
 from collections.abc import Iterable, Iterator
 
+# zlib level 1: the entries are JPEG/PNG, already compressed; deflate is here for the framing.
+COMPRESS_LEVEL = 1
+
 
 class _Sink(io.RawIOBase):
     """A write-only, unseekable file: zipfile then writes data descriptors instead of seeking back."""
@@ -33,10 +36,15 @@ class _Sink(io.RawIOBase):
 def stream(entries: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[bytes]:
     """The ZIP of ``(name, chunks)`` entries, in order, as a byte stream.
 
-    Entries are stored, not deflated: JPEG and PNG do not compress further.
+    Entries are deflated although JPEG and PNG barely compress: an unseekable stream puts each
+    entry's sizes in a data descriptor after its data, and a streaming reader (Java's
+    ZipInputStream, for one) can find the end of a *deflated* entry on its own but refuses a
+    stored one. A low level keeps the CPU cost small.
     """
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(
+        sink, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
+    ) as archive:
         for name, chunks in entries:
             with archive.open(name, mode="w") as member:
                 for chunk in chunks:

@@ -290,8 +290,12 @@ class JobService:
         raise NotFound(f"job {job_id} has no snapshot at iteration {iteration}", field="iteration")
 
     def _snapshot_sources(self, job: Job) -> list[Callable[[int], bytes]]:
-        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before."""
-        key = object_keys(job.id)["snapshot"]
+        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before.
+
+        The S3 copies are those of the job's last attempt: a fenced-off attempt wrote its own
+        under its own number, never over these.
+        """
+        key = object_keys(job.id, job.attempt)["snapshot"]
         from_s3 = lambda i: self.storage.get(key.format(iteration=i))  # noqa: E731
         from_redis = lambda i: self.status.snapshot(job.id, i)  # noqa: E731
         return [from_s3, from_redis] if job.status.terminal else [from_redis, from_s3]

@@ -5,7 +5,8 @@ Checks, in order, each failing with an error that names the form field:
 1. bytes per file (read at most the limit + 1 bytes, so an oversize file is never held whole);
 2. the format, by content and not by name or header: JPEG, PNG or WebP only;
 3. the pixel count from the header, *before* decoding (decompression bombs);
-4. a full decode (truncated or corrupt files fail here).
+4. the shape: an aspect ratio no engine can resize to (``check_image_shape``; 422);
+5. a full decode (truncated or corrupt files fail here).
 
 The decoded image then gets its EXIF orientation applied and is converted to 8-bit RGB (CMYK,
 grayscale, palette, alpha and 16-bit images), so engines see one kind of input.
@@ -23,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylequeue.config import ApiConfig
 from stylequeue.errors import ValidationError
+from stylequeue.params.images import check_image_shape
 
 FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 # Modes holding more than 8 bits per sample: scaled down, not clipped (Pillow's convert clips).
@@ -110,6 +112,8 @@ def _open(data: bytes, field: str, limits: Limits) -> Image.Image:
         )
     if width < 1 or height < 1:
         raise BadRequest("image has no pixels", field=field)
+    # EXIF orientation may swap the sides later, but not their ratio: checking now saves a decode.
+    check_image_shape(width, height, field)
     return image
 
 

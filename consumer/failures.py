@@ -87,3 +87,8 @@ def exhausted_reason(attempt: int, max_attempts: int) -> Failure:
         "attempts_exhausted",
         f"gave up after {attempt - 1} attempt(s) (max {max_attempts}); the consumers running it stopped",
     )
+
+
+def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
+    """How long the retry after failed (counted) attempt ``attempt`` waits: base, doubling, capped."""
+    return min(cap_s, base_s * 2 ** max(0, attempt - 1))

@@ -5,13 +5,19 @@ so raising it would stall every rebalance of the group for that long; instead th
 keeps calling ``poll()`` while the job runs, with every assigned partition paused so that no new
 record is handed out. Each assignment of a partition gets a new *epoch*, so that work taken under
 an old assignment is never committed after the partition was revoked.
+
+A partition can also be *held*: paused until a given time, while its first unresolved record
+waits to be read again (its job is leased by a live consumer elsewhere, or its retry is in
+backoff). Polls go on meanwhile, so the consumer stays in the group and other partitions flow.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
@@ -19,7 +25,10 @@ from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
-KEEP_ALIVE_POLL_MS = 200
+# While a job runs: a short poll (group heartbeats, rebalances), then a wait on the job itself,
+# so the loop returns as soon as the job is done rather than at the end of a long poll.
+KEEP_ALIVE_POLL_MS = 10
+KEEP_ALIVE_WAIT_S = 0.1
 TOP_UP_POLL_MS = 50  # how long a blend batch waits for more queued jobs once it has one
 
 
@@ -37,12 +46,14 @@ class Membership(ConsumerRebalanceListener):
         self.epochs: dict[TopicPartition, int] = {}
         self._epoch_counter = itertools.count(1)
         self._busy = False
+        self.holds: dict[TopicPartition, float] = {}  # partition → monotonic time it resumes
 
     # --- rebalance listener (called from inside poll, on the polling thread) -----------------
 
     def on_partitions_revoked(self, revoked) -> None:
         for tp in revoked:
             self.epochs.pop(tp, None)
+            self.holds.pop(tp, None)  # its records are read again by whoever gets it
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
 
@@ -58,6 +69,7 @@ class Membership(ConsumerRebalanceListener):
 
     def take(self, limit: int, timeout_ms: int) -> list:
         """Up to ``limit`` records; waits ``timeout_ms`` for the first, briefly for the rest."""
+        self._resume_ready()
         records = self._poll(timeout_ms, limit)
         while records and len(records) < limit:
             more = self._poll(TOP_UP_POLL_MS, limit - len(records))
@@ -70,17 +82,38 @@ class Membership(ConsumerRebalanceListener):
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         return [record for records in batches.values() for record in records]
 
-    def keep_alive(self, done: Callable[[], bool]) -> None:
-        """Poll with every partition paused until ``done()``: stays in the group, takes nothing."""
+    def keep_alive(self, job: Future, tick: Callable[[], object] = lambda: None) -> None:
+        """Poll with every partition paused until ``job`` is done: stays in the group, takes nothing.
+
+        ``tick()`` runs between polls (liveness, drain deadline, lease renewal).
+        """
         self._busy = True
         try:
             self.consumer.pause(*self.consumer.assignment())
-            while not done():
+            while not job.done():
                 self._give_back(self._poll(KEEP_ALIVE_POLL_MS, 500))
                 self.consumer.pause(*self.consumer.assignment())
+                tick()
+                wait([job], timeout=KEEP_ALIVE_WAIT_S)
         finally:
             self._busy = False
-            self.consumer.resume(*self.consumer.paused())
+            self._resume_ready()
+
+    def hold(self, tp: TopicPartition, seconds: float) -> None:
+        """Take nothing from ``tp`` for ``seconds`` (while it is still assigned to this consumer)."""
+        if tp in self.epochs:
+            self.holds[tp] = time.monotonic() + seconds
+            self.consumer.pause(tp)
+
+    def _resume_ready(self) -> None:
+        """Resume every paused partition whose hold (if any) is over."""
+        now = time.monotonic()
+        for tp, until in list(self.holds.items()):
+            if until <= now or tp not in self.epochs:
+                del self.holds[tp]
+        ready = [tp for tp in self.consumer.paused() if tp not in self.holds]
+        if ready:
+            self.consumer.resume(*ready)
 
     def _give_back(self, records: list) -> None:
         """Seek back over records a paused poll returned anyway (a partition assigned mid-poll)."""

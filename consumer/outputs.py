@@ -3,7 +3,8 @@
 Snapshots go to Redis at once, so clients watch the run, and to a spool directory on local disk
 (not memory: a long run with many large snapshots would not fit). When the job ends, the spool,
 the result and the parameters are written to S3 under :func:`stylequeue.job.object_keys`, so the
-ZIP still works after the Redis TTL.
+ZIP still works after the Redis TTL. Snapshots and the result go under the attempt's own prefix
+(``jobs/{id}/attempts/{n}/``): a stale attempt's late upload cannot replace a newer one's.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ class SnapshotSpool:
         if iteration not in self.iterations:
             self.iterations.append(iteration)
 
-    def upload(self, storage: Any, job_id: str) -> list[int]:
-        """Put every snapshot in S3; returns their iterations in order."""
-        key = object_keys(job_id)["snapshot"]
+    def upload(self, storage: Any, job: Job) -> list[int]:
+        """Put every snapshot in S3 under ``job``'s attempt; returns their iterations in order."""
+        key = object_keys(job.id, job.attempt)["snapshot"]
         for iteration in sorted(self.iterations):
             data = (Path(self._dir.name) / f"{iteration:08d}.jpg").read_bytes()
             storage.put(key.format(iteration=iteration), data, "image/jpeg")
@@ -69,8 +70,9 @@ class SnapshotSpool:
         self._dir.cleanup()
 
 
-def put_result(storage: Any, job_id: str, image: Image.Image) -> str:
-    key = object_keys(job_id)["result"]
+def put_result(storage: Any, job: Job, image: Image.Image) -> str:
+    """The result PNG under ``job``'s attempt; returns its key (recorded by ``finish``)."""
+    key = object_keys(job.id, job.attempt)["result"]
     storage.put(key, png_bytes(image), "image/png")
     return key
 

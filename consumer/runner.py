@@ -2,8 +2,11 @@
 
 Every write to the job record carries the claimed attempt as a fencing token
 (:class:`~stylequeue.status.StatusStore`): once a newer attempt has claimed the job, this one's
-writes are refused and it stops (:class:`~consumer.failures.Superseded`). :meth:`Runner.run`
-returns, per job id, whether its record is *resolved* (its offset may be committed).
+writes are refused and it stops (:class:`~consumer.failures.Superseded`); its outputs go to S3
+under its own attempt number, so they never overwrite the newer attempt's. :meth:`Runner.run`
+returns, per job id, whether its record is *resolved* (its offset may be committed); a job that
+may not be claimed yet (leased by a live consumer elsewhere, or a retry in backoff) is not, and
+:attr:`Runner.deferred` says how long to wait before reading it again.
 """
 
 from __future__ import annotations
@@ -17,12 +20,22 @@ from typing import Any
 
 from consumer import outputs
 from consumer.engines.base import EngineResult, Hooks, Progress
-from consumer.failures import Failure, JobReleased, Step, Superseded, classify, exhausted_reason, next_step
+from consumer.failures import (
+    Failure,
+    JobReleased,
+    Step,
+    Superseded,
+    backoff_s,
+    classify,
+    exhausted_reason,
+    next_step,
+)
 from stylequeue import bus, metrics
 from stylequeue.config import KafkaConfig, WorkerConfig
 from stylequeue.errors import NotFound
-from stylequeue.job import Job, JobError, Status
+from stylequeue.job import Job, JobError, Status, iso_after
 from stylequeue.modes import validate_job_params
+from stylequeue.status import Deferred
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +79,15 @@ class Runner:
     def __init__(self, ctx: Context, control: Control) -> None:
         self.ctx = ctx
         self.control = control
+        # Job id → attempt of each job this runner holds now; the worker renews their leases.
+        self.running: dict[str, int] = {}
+        # Job id → seconds to wait, for the last run's jobs that could not be claimed yet.
+        self.deferred: dict[str, float] = {}
 
     def run(self, jobs: list[Job]) -> dict[str, bool]:
         """Run ``jobs`` (several only for a batching engine); job id → resolved."""
+        self.deferred = {}
+        self.running.clear()
         resolved: dict[str, bool] = {}
         ready: list[Prepared] = []
         for job in jobs:
@@ -85,7 +104,14 @@ class Runner:
             metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).dec(len(ready))
             for prepared in ready:
                 prepared.spool.close()
+            self.running.clear()
         return resolved
+
+    def renew_leases(self) -> None:
+        """A sign of life for every job this runner holds (called by the polling thread)."""
+        for job_id, attempt in dict(self.running).items():  # a copy: the job thread changes it
+            if not self.ctx.store.touch(job_id, attempt):
+                self.running.pop(job_id, None)  # fenced off: the job thread finds out on its own
 
     # --- claim and inputs ----------------------------------------------------------------------
 
@@ -97,11 +123,17 @@ class Runner:
         if job is None:
             log.info("job %s is already %s: skipped", message.id, self._status(message.id))
             return True
+        if isinstance(job, Deferred):
+            log.info("job %s not taken yet (%s, %.1f s left)", message.id, job.reason, job.wait_s)
+            self.deferred[message.id] = job.wait_s
+            return False
         log.info("job %s attempt %d claimed", job.id, job.attempt)
+        self.running[job.id] = job.attempt
         metrics.job_started(self.ctx.mode, _age_s(job.submitted_at))
         prepared = Prepared(job, outputs.SnapshotSpool())
-        if job.attempt > self.ctx.worker.max_attempts:
-            return self._end_early(prepared, exhausted_reason(job.attempt, self.ctx.worker.max_attempts))
+        if job.counted_attempts > self.ctx.worker.max_attempts:
+            reason = exhausted_reason(job.counted_attempts, self.ctx.worker.max_attempts)
+            return self._end_early(prepared, reason)
         try:
             self._load(prepared)
         except Exception as exc:  # bad input fails this job only
@@ -199,7 +231,7 @@ class Runner:
             metrics.style_cache_lookups(
                 result.meta["style_cache_hits"], result.meta.get("style_cache_misses", 0)
             )
-        key = outputs.put_result(self.ctx.storage, p.job.id, result.image)
+        key = outputs.put_result(self.ctx.storage, p.job, result.image)
         return self._end(p, Status.SUCCEEDED, result_key=key, meta=result.meta)
 
     def _fail(self, p: Prepared, outcome: BaseException | Failure) -> bool:
@@ -211,7 +243,7 @@ class Runner:
             log.info("%s", outcome)
             return False
         failure = outcome if isinstance(outcome, Failure) else classify(outcome)
-        step = next_step(failure, p.job.attempt, self.ctx.worker.max_attempts)
+        step = next_step(failure, p.job.counted_attempts, self.ctx.worker.max_attempts)
         log.warning("job %s attempt %d failed (%s: %s): %s", p.job.id, p.job.attempt, failure.kind.value,
                     failure.message, step.value)  # fmt: skip
         if step is Step.CANCEL:
@@ -224,10 +256,18 @@ class Runner:
         return self._end(p, Status.FAILED, error=JobError(failure.code, failure.message))
 
     def _retry(self, p: Prepared) -> bool:
-        """Back to the queue: the record becomes QUEUED and the job is published again."""
-        if not self.ctx.store.release(p.job.id, p.job.attempt):
+        """Back to the queue after a backoff: the record becomes QUEUED and the job is published again.
+
+        The wait doubles with each counted attempt (up to the configured cap), so a minute-long
+        outage of S3 or the GPU host does not use up every job's attempts while it lasts.
+        """
+        cfg = self.ctx.worker
+        wait = backoff_s(p.job.counted_attempts, cfg.retry_backoff_s, cfg.retry_backoff_max_s)
+        retry_at = iso_after(wait)
+        if not self.ctx.store.requeue(p.job.id, p.job.attempt, retry_at):
             return True  # fenced off: a newer attempt owns the job
-        bus.publish(self.ctx.producer, self.ctx.kafka, p.job.evolve(status=Status.QUEUED))
+        log.info("job %s retries in %.1f s", p.job.id, wait)
+        bus.publish(self.ctx.producer, self.ctx.kafka, p.job.evolve(status=Status.QUEUED, retry_at=retry_at))
         metrics.job_retried(self.ctx.mode)
         return True
 
@@ -241,7 +281,7 @@ class Runner:
 
     def _end(self, p: Prepared, status: Status, *, result_key=None, error=None, meta=None) -> bool:
         """Outputs to S3 first, then the compare-and-set terminal write (only then is it committed)."""
-        snapshots = p.spool.upload(self.ctx.storage, p.job.id)
+        snapshots = p.spool.upload(self.ctx.storage, p.job)
         outputs.put_params(self.ctx.storage, p.job)
         engine = {**self.ctx.engine_info, **_scalars(meta or {})}
         written = self.ctx.store.finish(

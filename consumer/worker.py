@@ -33,6 +33,9 @@ from stylequeue.job import Job
 log = logging.getLogger(__name__)
 
 TAKE_TIMEOUT_MS = 500
+LEASE_RENEWALS = 4  # renewals per lease period: one lost renewal never lets the lease lapse
+MIN_HOLD_S = 0.2  # a deferred record is not read again sooner (no busy loop on Redis)
+MAX_HOLD_S = 5.0  # nor later: a lease given up early (the job ended) is noticed by then
 REPORT_INTERVAL_S = 5.0
 DRAIN_S = 20.0
 
@@ -55,6 +58,7 @@ class Worker:
         self.runner = Runner(ctx, self.control)
         self.stopping = threading.Event()
         self._drain_deadline: float | None = None
+        self._renewed_at = 0.0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"job-{ctx.mode}")
         self._limit = batch_limit(ctx.mode, ctx.worker.blend_batch)
 
@@ -100,6 +104,21 @@ class Worker:
         plan = plan_commits(taken, resolved, self.membership.epochs)
         self.membership.commit(plan.commits)
         self.membership.seek(plan.rewinds)
+        self._hold_deferred(taken, plan.rewinds)
+
+    def _hold_deferred(self, taken: list[Taken], rewinds: dict[TopicPartition, int]) -> None:
+        """Pause the partitions whose records wait for a lease or a backoff, until it may be over.
+
+        Never a sleep: the loop keeps polling (group membership) and other partitions flow. The
+        hold is capped, so a lease given up early (the job ended) is noticed soon.
+        """
+        waits: dict[TopicPartition, float] = {}
+        for record in taken:
+            wait_s = self.runner.deferred.get(record.job_id or "")
+            if wait_s is not None and record.tp in rewinds:
+                waits[record.tp] = min(wait_s, waits.get(record.tp, wait_s))
+        for tp, wait_s in waits.items():
+            self.membership.hold(tp, min(max(wait_s, MIN_HOLD_S), MAX_HOLD_S))
 
     def _taken(self, record: Any) -> Taken:
         tp = TopicPartition(record.topic, record.partition)
@@ -115,7 +134,7 @@ class Worker:
         groups = group_duplicates(taken)
         jobs = [Job.from_message(g[0].value) for g in groups if g[0].job_id is not None]
         future = self._executor.submit(self.runner.run, jobs)
-        self.membership.keep_alive(lambda: self._beat() or self._drained() or future.done())
+        self.membership.keep_alive(future, self._tick)
         try:
             outcome = future.result()
         except Exception:  # a bug in the runner: read the records again (attempts stay bounded)
@@ -129,16 +148,36 @@ class Worker:
                 resolved.update((r.tp, r.offset) for r in group)
         return resolved
 
-    def _beat(self) -> bool:
-        """Liveness metric: the poll loop turned (also while a long job runs). Never ends a wait."""
-        metrics.consumer_heartbeat(self.ctx.mode, self.options.consumer_id)
-        return False
+    def _tick(self) -> None:
+        """Between keep-alive polls while jobs run: liveness, drain deadline, lease renewal."""
+        self._beat()
+        self._drained()
+        self._renew_leases()
 
-    def _drained(self) -> bool:
-        """Past the drain deadline, ask the running job to hand itself back. Never ends the wait."""
+    def _beat(self) -> None:
+        """Liveness metric: the poll loop turned (also while a long job runs)."""
+        metrics.consumer_heartbeat(self.ctx.mode, self.options.consumer_id)
+
+    def _drained(self) -> None:
+        """Past the drain deadline, ask the running job to hand itself back."""
         if self._drain_deadline is not None and time.monotonic() > self._drain_deadline:
             self.control.release.set()
-        return False
+
+    def _renew_leases(self) -> None:
+        """Keep the running jobs' leases fresh (a few times per lease), whatever the engine does.
+
+        Progress writes renew them too, but a blend batch or a slow Gatys iteration may write
+        nothing for a while; this thread polls Kafka, so a lease lives exactly as long as the
+        group membership that took the job.
+        """
+        now = time.monotonic()
+        if now - self._renewed_at < self.ctx.store.cfg.lease_s / LEASE_RENEWALS:
+            return
+        self._renewed_at = now
+        try:
+            self.runner.renew_leases()
+        except Exception as exc:  # Redis away for a moment: progress writes or the next turn renew it
+            log.warning("lease renewal failed: %s", exc)
 
     def _dead_letter_raw(self, record: Taken) -> bool:
         """A message that is not a job goes to the dead-letter topic as it was."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stylequeue.config import KafkaConfig
@@ -138,6 +139,12 @@ def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any)
 
     Pass ``listener=`` (a ConsumerRebalanceListener) to track assignments; other keyword
     arguments override the consumer's settings.
+
+    Partitions are assigned *sticky*: when a consumer joins or leaves, the others keep the
+    partitions they have (and the jobs running from them) as far as balance allows, instead of
+    a fresh range/round-robin deal that moves running jobs' partitions at every deploy. (The
+    plain sticky assignor, eager protocol: the cooperative variant needs incremental rebalances
+    that not every Kafka-protocol broker, Tansu included, is known to support.)
     """
     listener = overrides.pop("listener", None)
     options: dict[str, Any] = {
@@ -148,6 +155,7 @@ def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any)
         "auto_offset_reset": "earliest",
         "session_timeout_ms": cfg.session_timeout_ms,
         "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
+        "partition_assignment_strategy": (StickyPartitionAssignor,),
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)

@@ -144,6 +144,12 @@ class RedisConfig:
     url: str = env("STYLEQUEUE_REDIS_URL", help="Redis URL, e.g. redis://redis:6379/0")
     snapshot_ttl_s: int = env("STYLEQUEUE_SNAPSHOT_TTL_S", 86400, help="how long snapshots stay in Redis")
     job_ttl_s: int = env("STYLEQUEUE_JOB_TTL_S", 7 * 86400, help="how long job records stay in Redis")
+    lease_s: float = env(
+        "STYLEQUEUE_JOB_LEASE_S",
+        15.0,
+        help="a running job's lease: no other consumer takes it over before this long without a sign "
+        "of life (keep above STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS)",
+    )
 
 
 @dataclass(frozen=True)
@@ -188,3 +194,9 @@ class WorkerConfig:
         help="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
     )
     metrics_port: int = env("STYLEQUEUE_METRICS_PORT", 0, help="consumer /metrics port (0: off)")
+    retry_backoff_s: float = env(
+        "STYLEQUEUE_RETRY_BACKOFF_S", 5.0, help="wait before a failed job's first retry (doubles each retry)"
+    )
+    retry_backoff_max_s: float = env(
+        "STYLEQUEUE_RETRY_BACKOFF_MAX_S", 300.0, help="longest wait before a retry"
+    )

@@ -11,7 +11,7 @@ import enum
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stylequeue.errors import ValidationError
@@ -52,6 +52,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_after(seconds: float) -> str:
+    """The UTC timestamp ``seconds`` from now, in :func:`now_iso`'s format."""
+    later = datetime.now(UTC) + timedelta(seconds=seconds)
+    return later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def new_job_id() -> str:
     return str(uuid.uuid4())
 
@@ -85,6 +91,10 @@ class Job:
     inputs: Inputs
     status: Status = Status.QUEUED
     attempt: int = 0
+    # Attempts handed back by a stopping consumer (SIGTERM): they do not count against max_attempts.
+    releases: int = 0
+    # A failed attempt's retry waits until then (exponential backoff); None: no wait.
+    retry_at: str | None = None
     progress: Progress = field(default_factory=Progress)
     submitted_at: str = field(default_factory=now_iso)
     started_at: str | None = None
@@ -97,6 +107,11 @@ class Job:
 
     def evolve(self, **changes: Any) -> Job:
         return replace(self, **changes)
+
+    @property
+    def counted_attempts(self) -> int:
+        """Attempts that count against ``max_attempts``: every claim but the graceful releases."""
+        return self.attempt - self.releases
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,6 +133,8 @@ class Job:
                 inputs=_inputs(data["inputs"]),
                 status=Status(data.get("status", Status.QUEUED)),
                 attempt=int(data.get("attempt", 0)),
+                releases=int(data.get("releases", 0)),
+                retry_at=data.get("retry_at"),
                 progress=Progress(**(data.get("progress") or {})),
                 submitted_at=data.get("submitted_at") or now_iso(),
                 started_at=data.get("started_at"),
@@ -163,15 +180,24 @@ def _inputs(data: dict[str, Any]) -> Inputs:
     )
 
 
-def object_keys(job_id: str) -> dict[str, str]:
-    """The S3 key layout of a job, in one place."""
+def object_keys(job_id: str, attempt: int | None = None) -> dict[str, str]:
+    """The S3 key layout of a job, in one place.
+
+    Outputs (``result``, ``snapshot``) live under the attempt that wrote them, present only when
+    ``attempt`` is given: a stale attempt that was fenced off can never overwrite a newer
+    attempt's files. Inputs and ``params.json`` are the job's own.
+    """
     prefix = f"jobs/{job_id}"
-    return {
+    keys = {
         "prefix": prefix,
         "content": f"{prefix}/inputs/content.png",
         "style": f"{prefix}/inputs/style-{{index}}.png",
         "init_image": f"{prefix}/inputs/init.png",
-        "result": f"{prefix}/result.png",
-        "snapshot": f"{prefix}/snapshots/{{iteration:06d}}.jpg",
         "params": f"{prefix}/params.json",
     }
+    if attempt is not None:
+        outputs = f"{prefix}/attempts/{int(attempt)}"
+        keys["outputs"] = outputs
+        keys["result"] = f"{outputs}/result.png"
+        keys["snapshot"] = f"{outputs}/snapshots/{{iteration:06d}}.jpg"
+    return keys

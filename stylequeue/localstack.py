@@ -267,6 +267,8 @@ def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> dict[
         # Tansu joins groups in seconds (not 20+) with these; a dead consumer's jobs move in ~10 s.
         "STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "STYLEQUEUE_KAFKA_HEARTBEAT_MS": "1000",
+        # A killed consumer's running job is taken over once Kafka moved it and its lease ran out.
+        "STYLEQUEUE_JOB_LEASE_S": "8",
     }
 
 

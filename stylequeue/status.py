@@ -12,6 +12,8 @@ Keys (``prefix`` defaults to ``stylequeue:``)::
     losses:{id}       list of {"iteration", "content", "style", "tv", "total"} JSON entries
     snaps:{id}        hash iteration → JPEG bytes, TTL snapshot_ttl_s
     cancel:{id}       set when cancellation of a RUNNING job was asked for
+    lease:{id}        the running attempt's number, with a TTL (STYLEQUEUE_JOB_LEASE_S) renewed
+                      while it runs: no other consumer takes the job over while it exists
     queue:{mode}      sorted set of QUEUED job ids by submission time (queue position)
     engines:{mode}    hash consumer id → its availability report (with expiry time)
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis as redis_lib
@@ -33,7 +37,23 @@ DEFAULT_PREFIX = "stylequeue:"
 ENGINE_HASH_TTL_S = 86400
 
 Change = Callable[[Job], Job | None]
-Extra = Callable[[Any, Job], None]
+Extra = Callable[[Any, Any], None]
+
+LEASED = "leased"  # a running attempt elsewhere still shows signs of life
+BACKOFF = "backoff"  # a failed attempt's retry is not due yet
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """:meth:`StatusStore.claim`'s answer when the job may not be taken now: try again later."""
+
+    reason: str  # LEASED or BACKOFF
+    wait_s: float  # how long until it may be claimed (the lease's or the backoff's time left)
+    attempt: int  # the record's attempt when it was refused
+
+
+def _epoch_s(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
@@ -80,7 +100,7 @@ class StatusStore:
 
     def discard(self, job: Job) -> None:
         """Remove every trace of ``job`` (undoing a submission whose publish failed)."""
-        names = ("job", "losses", "snaps", "cancel")
+        names = ("job", "losses", "snaps", "cancel", "lease")
         self.redis.delete(*(self._key(kind, job.id) for kind in names))
         self.redis.zrem(self._key("queue", job.mode), job.id)
 
@@ -92,25 +112,50 @@ class StatusStore:
         on the fresh record.
         """
         key = self._key("job", job_id)
+
+        def decide(pipe: Any) -> tuple[Extra, Job] | None:
+            new = change(self._read(pipe, job_id))
+            if new is None:
+                return None
+
+            def write(queued: Any, job: Job) -> None:
+                queued.set(key, job.to_json(), ex=self.cfg.job_ttl_s)
+                if extra is not None:
+                    extra(queued, job)
+
+            return write, new
+
+        return self._transaction([key], decide)
+
+    def _transaction(self, keys: list[str], decide: Callable[[Any], Any]) -> Any:
+        """WATCH ``keys``, let ``decide(pipe)`` read them, run its commands in one MULTI.
+
+        ``decide`` returns None (nothing to write: None is returned), ``(None, answer)`` (nothing
+        to write, ``answer`` is returned) or ``(write, answer)``: ``write(pipe, answer)`` queues
+        the commands. A concurrent change to a watched key aborts the MULTI and the decision is
+        made again on the fresh values.
+        """
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise NotFound(f"no job {job_id!r}", field="job_id")
-                    new = change(Job.from_json(raw))
-                    if new is None:
+                    pipe.watch(*keys)
+                    plan = decide(pipe)
+                    if plan is None or plan[0] is None:
                         pipe.unwatch()
-                        return None
+                        return None if plan is None else plan[1]
+                    write, answer = plan
                     pipe.multi()
-                    pipe.set(key, new.to_json(), ex=self.cfg.job_ttl_s)
-                    if extra is not None:
-                        extra(pipe, new)
+                    write(pipe, answer)
                     pipe.execute()
-                    return new
+                    return answer
                 except redis_lib.WatchError:
                     continue
+
+    def _read(self, pipe: Any, job_id: str) -> Job:
+        raw = pipe.get(self._key("job", job_id))
+        if raw is None:
+            raise NotFound(f"no job {job_id!r}", field="job_id")
+        return Job.from_json(raw)
 
     def _fenced(self, attempt: int, change: Callable[[Job], Job]) -> Change:
         """Wrap ``change`` so that it applies only to a RUNNING record of that attempt."""
@@ -124,40 +169,95 @@ class StatusStore:
 
     # -- worker transitions ------------------------------------------------------------------
 
-    def claim(self, job_id: str) -> Job | None:
+    def claim(self, job_id: str) -> Job | Deferred | None:
         """Start a (new) attempt: a non-terminal record becomes RUNNING with ``attempt + 1``.
 
-        Returns the claimed job (its attempt is the fencing token for every later write) or
-        None when the job is terminal (cancelled while queued, or already finished). The
-        previous attempt's progress, losses and snapshots are dropped.
+        Returns the claimed job (its attempt is the fencing token for every later write; it
+        holds the lease from now on), None when the job is terminal (cancelled while queued,
+        or already finished), or :class:`Deferred` when it may not be taken yet: a RUNNING
+        attempt elsewhere still holds a fresh lease (a rebalance moved the message, not the
+        work), or a failed attempt's retry waits for its backoff. The previous attempt's
+        progress, losses and snapshots are dropped.
         """
+        key, lease = self._key("job", job_id), self._key("lease", job_id)
 
-        def change(job: Job) -> Job | None:
+        def decide(pipe: Any) -> tuple[Extra | None, Job | Deferred] | None:
+            job = self._read(pipe, job_id)
             if job.status.terminal:
                 return None
-            return job.evolve(
+            wait = self._wait(pipe, job)
+            if wait is not None:
+                return None, wait
+            new = job.evolve(
                 status=Status.RUNNING,
                 attempt=job.attempt + 1,
                 started_at=now_iso(),
                 progress=Progress(),
                 snapshots=(),
                 error=None,
+                retry_at=None,
             )
+            return self._claim_writes(key, lease), new
 
-        def extra(pipe: Any, job: Job) -> None:
+        return self._transaction([key, lease], decide)
+
+    def _wait(self, pipe: Any, job: Job) -> Deferred | None:
+        """Why ``job`` may not be claimed now, and for how long; None when it may."""
+        if job.status is Status.RUNNING:
+            left_ms = pipe.pttl(self._key("lease", job.id))
+            if left_ms > 0 or left_ms == -1:  # -1: a lease without expiry, which claim never writes
+                return Deferred(LEASED, max(left_ms, 0) / 1000, job.attempt)
+        elif job.retry_at is not None:
+            left_s = _epoch_s(job.retry_at) - time.time()
+            if left_s > 0:
+                return Deferred(BACKOFF, left_s, job.attempt)
+        return None
+
+    def _claim_writes(self, key: str, lease: str) -> Extra:
+        def write(pipe: Any, job: Job) -> None:
+            pipe.set(key, job.to_json(), ex=self.cfg.job_ttl_s)
+            pipe.set(lease, str(job.attempt), px=self._lease_ms)
             pipe.zrem(self._key("queue", job.mode), job.id)
             pipe.delete(self._key("losses", job.id), self._key("snaps", job.id))
 
-        return self._update(job_id, change, extra)
+        return write
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, int(self.cfg.lease_s * 1000))
+
+    def touch(self, job_id: str, attempt: int) -> bool:
+        """Renew the lease of the running ``attempt`` (a sign of life); False if fenced off."""
+        key, lease = self._key("job", job_id), self._key("lease", job_id)
+
+        def decide(pipe: Any) -> tuple[Extra, bool] | None:
+            job = self._read(pipe, job_id)
+            if job.status is not Status.RUNNING or job.attempt != attempt:
+                return None
+            return (lambda queued, _: queued.set(lease, str(attempt), px=self._lease_ms)), True
+
+        return bool(self._transaction([key], decide))
 
     def release(self, job_id: str, attempt: int) -> bool:
-        """Give a running job back (warm shutdown, retry): RUNNING → QUEUED if ``attempt`` matches."""
+        """Hand a running job back (graceful shutdown): RUNNING → QUEUED if ``attempt`` matches.
 
+        The attempt is not held against the job (``releases`` counts it), and the lease ends
+        now, so that another consumer takes the job at once.
+        """
+        change = lambda job: job.evolve(status=Status.QUEUED, releases=job.releases + 1)  # noqa: E731
+        return self._back_to_queue(job_id, attempt, change)
+
+    def requeue(self, job_id: str, attempt: int, retry_at: str) -> bool:
+        """A failed ``attempt`` comes back for a retry, not to be claimed before ``retry_at``."""
+        change = lambda job: job.evolve(status=Status.QUEUED, retry_at=retry_at)  # noqa: E731
+        return self._back_to_queue(job_id, attempt, change)
+
+    def _back_to_queue(self, job_id: str, attempt: int, change: Callable[[Job], Job]) -> bool:
         def extra(pipe: Any, job: Job) -> None:
             pipe.zadd(self._key("queue", job.mode), {job.id: time.time()})
+            pipe.delete(self._key("lease", job.id))
 
-        change = self._fenced(attempt, lambda job: job.evolve(status=Status.QUEUED))
-        return self._update(job_id, change, extra) is not None
+        return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
     def update_progress(
         self, job_id: str, attempt: int, iteration: int, total: int, losses: dict[str, float] | None = None
@@ -166,6 +266,7 @@ class StatusStore:
         point = json.dumps({"iteration": int(iteration), **(losses or {})})
 
         def extra(pipe: Any, job: Job) -> None:
+            pipe.set(self._key("lease", job.id), str(attempt), px=self._lease_ms)  # a sign of life
             if losses:
                 key = self._key("losses", job.id)
                 pipe.rpush(key, point)
@@ -215,7 +316,7 @@ class StatusStore:
 
         def extra(pipe: Any, job: Job) -> None:
             pipe.zrem(self._key("queue", job.mode), job.id)
-            pipe.delete(self._key("cancel", job.id))
+            pipe.delete(self._key("cancel", job.id), self._key("lease", job.id))
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
@@ -224,27 +325,32 @@ class StatusStore:
     def request_cancel(self, job_id: str) -> Job:
         """Cancel: a QUEUED job becomes CANCELLED now; a RUNNING job gets a flag its worker polls.
 
-        Returns the job as it is afterwards. Conflict if the job already succeeded or failed;
-        cancelling a cancelled job is a no-op.
+        One transaction decides and writes (a retry moving the job between RUNNING and QUEUED
+        meanwhile makes it decide again), so a request is never lost. Returns the job as it is
+        afterwards. Conflict if the job already succeeded or failed; cancelling a cancelled job
+        is a no-op.
         """
+        key = self._key("job", job_id)
 
-        def change(job: Job) -> Job | None:
-            if job.status is not Status.QUEUED:
-                return None
-            return job.evolve(status=Status.CANCELLED, finished_at=now_iso())
+        def decide(pipe: Any) -> tuple[Extra | None, Job]:
+            job = self._read(pipe, job_id)
+            if job.status in (Status.SUCCEEDED, Status.FAILED):
+                raise Conflict(f"job {job_id} has already {job.status.value}", field="job_id")
+            if job.status is Status.QUEUED:
+                return self._cancel_queued, job.evolve(status=Status.CANCELLED, finished_at=now_iso())
+            if job.status is Status.RUNNING:
+                return self._flag_cancel, job
+            return None, job
 
-        def extra(pipe: Any, job: Job) -> None:
-            pipe.zrem(self._key("queue", job.mode), job.id)
+        return self._transaction([key], decide)
 
-        cancelled = self._update(job_id, change, extra)
-        if cancelled is not None:
-            return cancelled
-        job = self.get(job_id)
-        if job.status is Status.RUNNING:
-            self.redis.set(self._key("cancel", job_id), b"1", ex=self.cfg.job_ttl_s)
-        elif job.status in (Status.SUCCEEDED, Status.FAILED):
-            raise Conflict(f"job {job_id} has already {job.status.value}", field="job_id")
-        return job
+    def _cancel_queued(self, pipe: Any, job: Job) -> None:
+        pipe.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s)
+        pipe.zrem(self._key("queue", job.mode), job.id)
+
+    def _flag_cancel(self, pipe: Any, job: Job) -> None:
+        # The flag outlives a retry's requeue: the next attempt sees it and stops at once.
+        pipe.set(self._key("cancel", job.id), b"1", ex=self.cfg.job_ttl_s)
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.redis.exists(self._key("cancel", job_id)))

@@ -115,7 +115,7 @@ def test_result_is_409_until_the_job_succeeded(client, status_store):
 def finish_like_a_worker(status_store, s3_storage, job_id, iterations=(20, 10, 30), copy_to_s3=True):
     """What the worker does: claim, snapshots in Redis, result (and snapshot copies) in S3, finish."""
     attempt = status_store.claim(job_id).attempt
-    keys = object_keys(job_id)
+    keys = object_keys(job_id, attempt)
     for it in iterations:
         status_store.update_progress(
             job_id, attempt, it, 30, {"content": 1.0, "style": 2.0, "tv": 0.5, "total": 3.5}
@@ -146,7 +146,7 @@ def test_finished_job_result_snapshots_losses(client, status_store, s3_storage):
     losses = client.get(job["links"]["losses"]).json["losses"]
     assert [p["iteration"] for p in losses] == [20, 10, 30] and losses[0]["total"] == 3.5
     redirect = client.get(job["links"]["result"] + "?presigned=true")
-    assert redirect.status_code == 307 and object_keys(job["id"])["result"] in redirect.headers["Location"]
+    assert redirect.status_code == 307 and object_keys(job["id"], 1)["result"] in redirect.headers["Location"]
 
 
 def test_zip_holds_snapshots_in_order_result_and_params(client, status_store, s3_storage):
@@ -277,3 +277,61 @@ def test_metrics_count_submissions(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'stylequeue_jobs_submitted_total{mode="blend"}' in text
     assert 'route="/api/v1/jobs"' in text
+
+
+@pytest.fixture
+def dying_redis(service_env, s3_storage, producer):
+    """An app whose Redis is a redis-server of its own, for a test to stop: (app, redis service)."""
+    from stylequeue import config, localstack, status
+
+    server = localstack.start_redis()
+    cfg = config.load(config.RedisConfig, {**service_env, "STYLEQUEUE_REDIS_URL": server.url})
+    redis = status.make_redis(cfg)
+    try:
+        yield (
+            create_app(service_env, clients=Clients(s3_storage, status.StatusStore(redis, cfg), producer)),
+            server,
+        )
+    finally:
+        redis.close()
+        server.stop()
+
+
+def test_redis_down_on_read_routes_is_503_naming_redis(dying_redis, status_store, s3_storage):
+    app, server = dying_redis
+    client = app.test_client()
+    job = submit(client, "gatys").json
+    assert client.get(job["links"]["self"]).status_code == 200
+    server.stop()
+    for url in [job["links"][name] for name in ("self", "result", "snapshots", "zip")] + [
+        f"/api/v1/jobs/{job['id']}/losses",
+        f"/api/v1/jobs/{job['id']}/snapshots/10",
+        "/api/v1/engines",
+    ]:
+        response = client.get(url)
+        assert response.status_code == 503, (url, response.status_code, response.data[:300])
+        error = response.json["error"]
+        assert error["code"] == "unavailable" and error["field"] is None, url
+        assert error["message"].startswith("Redis is unavailable"), url
+
+
+def test_s3_down_on_read_routes_is_503_naming_s3(service_env, status_store, producer):
+    from stylequeue import config, localstack, storage
+
+    server = localstack.start_s3()
+    try:
+        env = {**service_env, "STYLEQUEUE_S3_ENDPOINT": server.url}
+        store = storage.Storage.from_config(config.load(config.S3Config, env))
+        client = create_app(env, clients=Clients(store, status_store, producer)).test_client()
+        job = submit(client, "gatys").json
+        finish_like_a_worker(status_store, store, job["id"])
+        assert client.get(job["links"]["result"]).status_code == 200
+        server.stop()
+        base = f"/api/v1/jobs/{job['id']}"
+        for url in (job["links"]["result"], f"{base}/snapshots/10"):  # each retried ~3 s by botocore
+            response = client.get(url)
+            assert response.status_code == 503, (url, response.status_code, response.data[:300])
+            assert response.json["error"]["code"] == "unavailable", url
+            assert response.json["error"]["message"].startswith("S3 is unavailable"), url
+    finally:
+        server.stop()

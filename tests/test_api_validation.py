@@ -38,6 +38,12 @@ def form(mode="blend", content=None, styles=None, **fields):
 
 OMIT = object()
 
+
+def sliver(width: int, height: int) -> bytes:
+    """An 8-bit RGB PNG of zeros: a few KB however long its side."""
+    return files.raw_png(width, height, 8, 2)
+
+
 CASES = {
     "gif-content": (
         form(content=part(files.encode(files.rgb(), "GIF"))),
@@ -82,6 +88,15 @@ CASES = {
         "style_blend_weights",
     ),
     "init-method-without-image": (form(mode="gatys", init_method="image"), 422, "invalid", "init_image"),
+    # 1,000,000x1: a 3 KB file within every byte and pixel limit, but thinner than 128:1.
+    "sliver-content": (form(content=part(sliver(1_000_000, 1))), 422, "invalid", "content"),
+    "sliver-style": (form(styles=[part(files.png()), part(sliver(1_000_000, 1))]), 422, "invalid", "style"),
+    "sliver-init-image": (
+        form(mode="gatys", init_method="image", init_image=part(sliver(1, 1_000_000))),
+        422,
+        "invalid",
+        "init_image",
+    ),
     "init-image-unused": (form(mode="gatys", init_image=part(files.png())), 422, "invalid", "init_image"),
 }
 

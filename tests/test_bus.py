@@ -98,3 +98,46 @@ def test_make_producer_names_an_unreachable_broker(configs):
     dead = replace(configs.kafka, bootstrap=f"127.0.0.1:{free_port()}")
     with pytest.raises(ServiceUnavailable, match=dead.bootstrap):
         bus.make_producer(dead, bootstrap_timeout_ms=500)
+
+
+class Member:
+    """One consumer of the mode's group, polling on a thread of its own; its assignment readable."""
+
+    def __init__(self, cfg, name: str) -> None:
+        import threading
+
+        self.consumer = bus.make_consumer(cfg, "gatys", name, **FAST_GROUP)
+        self.owned: frozenset = frozenset()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.consumer.poll(timeout_ms=100)
+            self.owned = frozenset(tp.partition for tp in self.consumer.assignment())
+
+    def leave(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.consumer.close()
+
+
+def test_partitions_stay_with_their_consumers_when_one_leaves(configs):
+    """Sticky assignment on the real broker: a member leaving moves only its own partitions, so
+    the jobs running from the others' partitions are never redelivered (a range deal would)."""
+    from services import wait_for
+
+    cfg = replace(configs.kafka, partitions=6)
+    bus.ensure_topics(cfg, ["gatys"])
+    members = [Member(cfg, name) for name in ("member-a", "member-b", "member-c")]
+    try:
+        wait_for(lambda: sorted(len(m.owned) for m in members) == [2, 2, 2], 60, 0.1, "three members of two")
+        before = {m: m.owned for m in members[1:]}
+        members[0].leave()
+        wait_for(lambda: sum(len(m.owned) for m in members[1:]) == 6, 60, 0.1, "the rest to take over")
+        for member, owned in before.items():
+            assert owned <= member.owned, (owned, member.owned)
+    finally:
+        for member in members[1:]:
+            member.leave()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from consumer.worker import DRAIN_S
 from stylequeue import config
 from stylequeue.modes import MODES
 
@@ -144,6 +145,8 @@ def test_consumers_run_each_mode_with_the_consumer_command(compose):
         assert gpu["build"]["dockerfile"] == "Dockerfile.consumer.gpu"
         assert services[f"consumer-{mode}"]["build"]["dockerfile"] == "Dockerfile.consumer"
         assert "ports" not in services[f"consumer-{mode}"], "published ports would break --scale"
+        for name in (f"consumer-{mode}", f"consumer-{mode}-gpu"):  # the drain fits before SIGKILL
+            assert _seconds(services[name]["stop_grace_period"]) > DRAIN_S + 5, name
     script = " ".join(services["kafka-init"]["command"])
     for mode in MODES:
         assert "PREFIX}" + mode in script
@@ -331,3 +334,11 @@ def test_the_python_images_install_what_the_commands_need():
         assert "FETCH_WEIGHTS" in text and "artifact.resolve" in text
         assert 'CMD ["stylequeue", "consumer"' in text
     assert 'CMD ["stylequeue", "api"' in api
+
+
+def _seconds(duration: str | int | float) -> float:
+    """A compose duration (``40s``, ``1m30s``, or seconds as a number) in seconds."""
+    if isinstance(duration, (int, float)):
+        return float(duration)
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)(ms|h|m|s)", duration))

@@ -109,10 +109,24 @@ def test_transitions(current, new, allowed):
 
 
 def test_object_keys_lay_out_one_prefix_per_job():
-    keys = object_keys("abc")
+    keys = object_keys("abc", 2)
     assert all(value.startswith("jobs/abc/") for name, value in keys.items() if name != "prefix")
     assert keys["style"].format(index=1) == "jobs/abc/inputs/style-1.png"
-    assert keys["snapshot"].format(iteration=20) == "jobs/abc/snapshots/000020.jpg"
+    assert keys["params"] == object_keys("abc")["params"] == "jobs/abc/params.json"
+
+
+def test_outputs_are_keyed_by_attempt_so_a_stale_attempt_never_overwrites_a_newer_one():
+    old, new = object_keys("abc", 1), object_keys("abc", 2)
+    assert new["snapshot"].format(iteration=20) == "jobs/abc/attempts/2/snapshots/000020.jpg"
+    assert new["result"] == "jobs/abc/attempts/2/result.png" != old["result"]
+    assert "result" not in object_keys("abc")  # no output key without its attempt
+
+
+def test_releases_and_retry_time_survive_the_record_and_the_message():
+    job = Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)), attempt=3, releases=1)
+    job = job.evolve(retry_at="2030-01-01T00:00:00.000Z")
+    assert Job.from_json(job.to_json()) == job == Job.from_message(job.to_message())
+    assert job.counted_attempts == 2
 
 
 def test_new_jobs_start_queued_with_a_timestamp():

@@ -9,7 +9,10 @@ import pytest
 from clients import configs, status_store  # noqa: F401
 
 from stylequeue.errors import Conflict, NotFound, ValidationError
-from stylequeue.job import Inputs, Job, JobError, Status, object_keys
+from stylequeue.job import Inputs, Job, JobError, Status, iso_after, object_keys
+from stylequeue.status import BACKOFF, LEASED, Deferred, StatusStore
+
+LEASE_S = 0.3
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +22,21 @@ def make_job(mode: str = "gatys", job_id: str | None = None) -> Job:
     keys = object_keys(job_id)
     inputs = Inputs(content=keys["content"], styles=(keys["style"].format(index=0),))
     return Job(id=job_id, mode=mode, params={"image_size": 32}, inputs=inputs)
+
+
+def short_lease(store: StatusStore) -> StatusStore:
+    """The same Redis with a lease that lapses in ``LEASE_S`` (a dead consumer's, quickly)."""
+    from dataclasses import replace
+
+    return StatusStore(store.redis, replace(store.cfg, lease_s=LEASE_S), prefix=store.prefix)
+
+
+def lapse(store: StatusStore, job_id: str) -> None:
+    """Wait until the running attempt's lease has run out (its consumer stopped renewing it)."""
+    deadline = time.monotonic() + 5
+    while store.redis.exists(store._key("lease", job_id)):
+        assert time.monotonic() < deadline, "the lease never ran out"
+        time.sleep(0.02)
 
 
 def test_create_get_and_duplicate_and_unknown(status_store):
@@ -39,6 +57,7 @@ def test_record_has_the_configured_ttl(status_store):
 
 
 def test_claim_increments_the_attempt_and_resets_the_previous_attempt(status_store):
+    status_store = short_lease(status_store)
     job = make_job()
     status_store.create(job)
     first = status_store.claim(job.id)
@@ -48,7 +67,8 @@ def test_claim_increments_the_attempt_and_resets_the_previous_attempt(status_sto
         job.id, 1, 5, 10, {"content": 1.0, "style": 2.0, "tv": 0.1, "total": 3.1}
     )
     assert status_store.put_snapshot(job.id, 1, 5, b"jpeg-1")
-    # The consumer died; the job is redelivered and claimed again.
+    # The consumer died; its lease ran out; the job is redelivered and claimed again.
+    lapse(status_store, job.id)
     second = status_store.claim(job.id)
     assert second.attempt == 2
     assert second.progress.iteration == 0 and second.snapshots == ()
@@ -56,10 +76,13 @@ def test_claim_increments_the_attempt_and_resets_the_previous_attempt(status_sto
 
 
 def test_a_stale_attempt_is_refused_everywhere(status_store):
+    status_store = short_lease(status_store)
     job = make_job()
     status_store.create(job)
     status_store.claim(job.id)
+    lapse(status_store, job.id)
     status_store.claim(job.id)  # attempt 2 now owns the job
+    assert not status_store.touch(job.id, 1)
     assert not status_store.update_progress(job.id, 1, 3, 10, {"total": 1.0})
     assert not status_store.put_snapshot(job.id, 1, 3, b"stale")
     assert not status_store.release(job.id, 1)
@@ -111,7 +134,53 @@ def test_release_puts_a_running_job_back_in_the_queue(status_store):
     released = status_store.get(job.id)
     assert released.status is Status.QUEUED and released.attempt == 1
     assert status_store.queue_position(released) == 0
-    assert status_store.claim(job.id).attempt == 2
+    again = status_store.claim(job.id)  # at once: a release ends the lease
+    assert (again.attempt, again.releases, again.counted_attempts) == (2, 1, 1)  # not held against it
+
+
+def test_a_live_lease_defers_a_takeover_until_it_lapses(status_store):
+    """A rebalance hands the message to another consumer while the first still runs the job:
+    the claim is refused as long as the running attempt shows signs of life."""
+    store = short_lease(status_store)
+    job = make_job()
+    store.create(job)
+    first = store.claim(job.id)
+    for _ in range(4):  # renewed for longer than one lease: the takeover keeps being refused
+        time.sleep(LEASE_S / 3)
+        assert store.touch(job.id, first.attempt)
+        refused = store.claim(job.id)
+        assert isinstance(refused, Deferred) and (refused.reason, refused.attempt) == (LEASED, 1)
+        assert 0 < refused.wait_s <= LEASE_S
+    assert store.update_progress(job.id, first.attempt, 1, 10)  # progress renews the lease too
+    assert isinstance(store.claim(job.id), Deferred)
+    lapse(store, job.id)  # the consumer died: nothing renews the lease any more
+    taken = store.claim(job.id)
+    assert (taken.status, taken.attempt, taken.releases) == (Status.RUNNING, 2, 0)
+    assert not store.update_progress(job.id, first.attempt, 2, 10)
+
+
+def test_a_finished_attempt_gives_up_its_lease(status_store):
+    job = make_job()
+    status_store.create(job)
+    claimed = status_store.claim(job.id)
+    assert status_store.redis.exists(status_store._key("lease", job.id))
+    assert status_store.finish(job.id, claimed.attempt, Status.SUCCEEDED)
+    assert not status_store.redis.exists(status_store._key("lease", job.id))
+
+
+def test_a_requeued_retry_waits_for_its_backoff(status_store):
+    job = make_job()
+    status_store.create(job)
+    claimed = status_store.claim(job.id)
+    assert status_store.requeue(job.id, claimed.attempt, iso_after(0.4))
+    queued = status_store.get(job.id)
+    assert (queued.status, queued.releases, queued.retry_at is not None) == (Status.QUEUED, 0, True)
+    refused = status_store.claim(job.id)  # the republished message arrives at once
+    assert isinstance(refused, Deferred) and refused.reason == BACKOFF
+    assert 0.2 < refused.wait_s <= 0.4
+    time.sleep(refused.wait_s + 0.05)
+    retried = status_store.claim(job.id)
+    assert (retried.attempt, retried.counted_attempts, retried.retry_at) == (2, 2, None)
 
 
 def test_cancel_of_a_queued_job_is_immediate(status_store):
@@ -134,6 +203,35 @@ def test_cancel_of_a_running_job_sets_a_flag_for_its_worker(status_store):
     assert status_store.finish(job.id, claimed.attempt, Status.CANCELLED)
     assert not status_store.cancel_requested(job.id)
     assert status_store.get(job.id).status is Status.CANCELLED
+
+
+def test_a_cancel_racing_with_retries_is_never_lost(status_store):
+    """A worker keeps handing the job back and taking it again (retries); a cancel requested at
+    any moment of that either cancels the queued job or flags the running one, never neither."""
+    stop = threading.Event()
+
+    def retry_forever(job_id: str) -> None:
+        while not stop.is_set():
+            claimed = status_store.claim(job_id)
+            if claimed is None:
+                return  # cancelled while queued
+            if status_store.cancel_requested(job_id):
+                status_store.finish(job_id, claimed.attempt, Status.CANCELLED)
+                return
+            status_store.release(job_id, claimed.attempt)
+
+    for i in range(25):
+        job = make_job()
+        status_store.create(job)
+        worker = threading.Thread(target=retry_forever, args=(job.id,))
+        worker.start()
+        time.sleep(0.002 * (i % 5))
+        status_store.request_cancel(job.id)
+        worker.join(5)
+        stop.set()
+        worker.join(5)
+        stop.clear()
+        assert status_store.get(job.id).status is Status.CANCELLED, f"cancel lost on try {i}"
 
 
 def test_progress_losses_and_snapshots(status_store):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from api.uploads import BadRequest, Limits, TooLarge, UnsupportedImage, accept, normalise
+from stylequeue.errors import ValidationError
 
 LIMITS = Limits(max_file_bytes=200_000, max_request_bytes=500_000, max_pixels=40_000_000)
 
@@ -123,3 +124,18 @@ def test_per_file_byte_limit_reads_no_more_than_the_limit_plus_one():
 def test_empty_file_is_refused():
     with pytest.raises(BadRequest, match="empty"):
         accept(io.BytesIO(b""), "content", LIMITS)
+
+
+@pytest.mark.parametrize("field", ["content", "style", "init_image"])
+@pytest.mark.parametrize(("width", "height"), [(1_000_000, 1), (1, 1_000_000), (2049, 16)])
+def test_shapes_thinner_than_128_to_1_are_refused_naming_the_field(field, width, height):
+    data = files.raw_png(width, height, 8, 2)  # a few KB: within the byte and pixel limits
+    with pytest.raises(ValidationError, match="128:1") as excinfo:
+        accept(io.BytesIO(data), field, LIMITS)
+    assert excinfo.value.field == field and excinfo.value.code == "invalid"
+
+
+@pytest.mark.parametrize(("width", "height"), [(2048, 16), (16, 2048), (256, 2)])
+def test_shapes_up_to_128_to_1_are_accepted(width, height):
+    upload = normalise(files.raw_png(width, height, 8, 2), "content", LIMITS)
+    assert (upload.width, upload.height) == (width, height)

@@ -66,7 +66,7 @@ def test_gatys_job_reports_progress_and_snapshots_while_it_runs(clients, consume
     assert done.progress.iteration == done.progress.total == 12
     assert done.snapshots == (3, 6, 9, 12)
     assert Image.open(io.BytesIO(clients.storage.get(done.result_key))).size == (32, 32)
-    keys = clients.storage.keys(object_keys(job.id)["prefix"] + "/snapshots/")
+    keys = clients.storage.keys(object_keys(job.id, done.attempt)["outputs"] + "/snapshots/")
     assert [k.rsplit("/", 1)[1] for k in keys] == ["000003.jpg", "000006.jpg", "000009.jpg", "000012.jpg"]
     assert done.engine["random_weights"] is True
     assert json.loads(clients.storage.get(object_keys(job.id)["params"]))["params"]["total_iterations"] == 12
@@ -168,7 +168,7 @@ def test_sigterm_hands_the_running_job_back_and_another_consumer_finishes_it(cli
     leaving.process.send_signal(signal.SIGTERM)
     assert leaving.process.wait(30) == 0  # drains for --drain-seconds 5, then releases
     released = clients.store.get(job.id)
-    assert (released.status, released.attempt) == (Status.QUEUED, 1)
+    assert (released.status, released.attempt, released.releases) == (Status.QUEUED, 1, 1)
     assert f"job {job.id} released" in leaving.output()
 
     consumers("gatys")
@@ -178,3 +178,32 @@ def test_sigterm_hands_the_running_job_back_and_another_consumer_finishes_it(cli
     assert (
         wait_for(lambda: terminal(clients, job.id), 30, message="the job to stop").status is Status.CANCELLED
     )
+
+
+def test_keep_alive_returns_as_soon_as_the_job_is_done(service_env):
+    """A blend batch takes milliseconds: the loop polling meanwhile must not add a poll's wait."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from consumer.membership import Membership
+    from stylequeue import bus, config
+
+    kafka = config.load(config.KafkaConfig, service_env)
+    bus.ensure_topics(kafka, ["blend"])
+    membership = Membership()
+    membership.consumer = bus.make_consumer(kafka, "blend", "keep-alive", listener=membership)
+    finished: list[float] = []
+
+    def job() -> None:
+        time.sleep(0.15)
+        finished.append(time.monotonic())
+
+    try:
+        membership.take(1, 3000)  # in the group, as while a job runs
+        lags = []
+        with ThreadPoolExecutor(1) as pool:
+            for _ in range(6):
+                membership.keep_alive(pool.submit(job))
+                lags.append(time.monotonic() - finished[-1])
+        assert max(lags) < 0.06, lags
+    finally:
+        membership.close()

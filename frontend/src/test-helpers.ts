@@ -21,6 +21,8 @@ export function job(overrides: Partial<Job> = {}): Job {
     inputs: { content: `jobs/${id}/inputs/content.png`, styles: [`jobs/${id}/inputs/style-0.png`], init_image: null },
     status: 'queued',
     attempt: 0,
+    releases: 0,
+    retry_at: null,
     progress: { iteration: 0, total: 0 },
     submitted_at: '2026-11-21T12:00:00.000Z',
     started_at: null,

@@ -62,6 +62,10 @@ export interface Job {
   status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
   /** how many times a consumer started it */
   attempt: number;
+  /** attempts handed back by a stopping consumer (not counted against the limit) */
+  releases: number;
+  /** a failed attempt's retry starts no sooner (backoff); null: no wait */
+  retry_at: string | null;
   progress: {
     iteration: number;
     total: number;
