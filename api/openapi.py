@@ -301,7 +301,7 @@ ERROR_TEXT = {
     413: "a file, the request or an image's pixel count is over its limit",
     415: "a file is not a JPEG, PNG or WebP image",
     422: "a parameter value, the mode or the number of styles is not acceptable",
-    503: "a backing service (broker, Redis, S3) failed; nothing was kept",
+    503: "a backing service (broker, Redis, S3) is unavailable; a failed submission kept nothing",
 }
 
 
@@ -357,36 +357,36 @@ def job_paths() -> dict[str, Any]:
         "/api/v1/jobs": {"post": _op("submitJob", "Submit a job", submit_responses, requestBody=submit_body)},
         job: {
             "parameters": [_job_id()],
-            "get": _op("getJob", "A job's status, progress and links", {"200": _json("Job", "the job"), **_errors(404)}),
+            "get": _op("getJob", "A job's status, progress and links", {"200": _json("Job", "the job"), **_errors(404, 503)}),
             "delete": _op("cancelJob", "Cancel: queued jobs at once, running ones at their next check",
-                          {"200": _json("Job", "the job after the request"), **_errors(404, 409)}),
+                          {"200": _json("Job", "the job after the request"), **_errors(404, 409, 503)}),
         },
         f"{job}/result": {
             "parameters": [_job_id()],
             "get": _op("getResult", "The result image", {"200": _binary("image/png", "the result"),
-                       "307": {"description": "redirect to a presigned URL (presigned=true)"}, **_errors(404, 409)},
+                       "307": {"description": "redirect to a presigned URL (presigned=true)"}, **_errors(404, 409, 503)},
                        parameters=[presigned]),
         },
         f"{job}/inputs/{{name}}": {
             "parameters": [_job_id(), input_name],
             "get": _op("getInput", "A stored input image, as normalised on upload",
-                       {"200": _binary("image/png", "the input (RGB PNG)"), "404": input_missing}),
+                       {"200": _binary("image/png", "the input (RGB PNG)"), "404": input_missing, **_errors(503)}),
         },
         f"{job}/snapshots": {
             "parameters": [_job_id()],
-            "get": _op("listSnapshots", "Iterations with a snapshot", {"200": _json("Snapshots", "snapshots"), **_errors(404)}),
+            "get": _op("listSnapshots", "Iterations with a snapshot", {"200": _json("Snapshots", "snapshots"), **_errors(404, 503)}),
         },
         f"{job}/snapshots/{{iteration}}": {
             "parameters": [_job_id(), iteration],
-            "get": _op("getSnapshot", "One snapshot", {"200": _binary("image/jpeg", "the snapshot"), **_errors(404)}),
+            "get": _op("getSnapshot", "One snapshot", {"200": _binary("image/jpeg", "the snapshot"), **_errors(404, 503)}),
         },
         f"{job}/snapshots.zip": {
             "parameters": [_job_id()],
-            "get": _op("getArchive", "Every snapshot, the result and the parameters", {"200": _binary("application/zip", zip_text), **_errors(404)}),
+            "get": _op("getArchive", "Every snapshot, the result and the parameters", {"200": _binary("application/zip", zip_text), **_errors(404, 503)}),
         },
         f"{job}/losses": {
             "parameters": [_job_id()],
-            "get": _op("getLosses", "The loss curve (gatys)", {"200": _json("Losses", "loss points"), **_errors(404)}),
+            "get": _op("getLosses", "The loss curve (gatys)", {"200": _json("Losses", "loss points"), **_errors(404, 503)}),
         },
     }  # fmt: skip
 
@@ -398,7 +398,7 @@ def service_paths() -> dict[str, Any]:
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
     return {
-        "/api/v1/engines": {"get": _op("listEngines", "Modes, their parameters and availability", {"200": _json("Engines", "engines")})},
+        "/api/v1/engines": {"get": _op("listEngines", "Modes, their parameters and availability", {"200": _json("Engines", "engines"), **_errors(503)})},
         "/api/v1/openapi.json": {"get": _op("openapi", "This OpenAPI document", {"200": any_object})},
         "/healthz": {"get": _op("healthz", "Liveness", {"200": _json("Health", "alive")})},
         "/readyz": {"get": _op("readyz", "Readiness: Redis, Kafka and S3 answer", {
