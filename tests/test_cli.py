@@ -1,0 +1,32 @@
+"""stylequeue.cli: every sub-command is registered, and neither it nor the API imports torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+from stylequeue import cli
+
+COMMANDS = {"gatys", "blend", "train-blend", "train-blend-data", "consumer", "api", "dev"}
+
+
+def test_every_command_is_registered():
+    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert set(subparsers.choices) == COMMANDS
+
+
+def test_a_project_error_exits_2_with_its_message(capsys, tmp_path):
+    missing = tmp_path / "absent.png"
+    code = cli.main(["blend", "--random-weights", "--content", str(missing), "--style", str(missing)])
+    assert code == 2
+    assert "content" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["import stylequeue.cli as c; c.build_parser()", "import api.app, api.service, api.uploads"],
+)
+def test_no_torch_on_the_api_side(statement):
+    # The API image ships without torch: parsing the CLI and loading the API must not need it.
+    code = f"import sys; {statement}; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
