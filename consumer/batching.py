@@ -57,8 +57,13 @@ def plan_commits(
 ) -> CommitPlan:
     """Offsets to commit and to seek back to, given which records were resolved.
 
-    ``epochs`` is the current assignment (partition → epoch); a partition missing from it, or
-    with another epoch than when its records were taken, gets neither a commit nor a seek.
+    ``epochs`` is the current assignment (partition → epoch). Only a partition owned in the same
+    epoch as when its records were taken gets a commit: after a revocation another member may
+    have moved on. Every partition with an unresolved record gets a rewind to it, whatever the
+    epoch (:meth:`Membership.seek` applies it only to partitions the consumer still holds):
+    kafka-python keeps the fetch position of a partition that stays with the same member across
+    a rebalance, even one still in progress, so without the seek that record would be skipped and
+    a later commit would move past it.
     """
     by_tp: dict[TopicPartition, list[Taken]] = {}
     for record in taken:
@@ -66,13 +71,13 @@ def plan_commits(
     commits, rewinds = {}, {}
     for tp, records in by_tp.items():
         records.sort(key=lambda r: r.offset)
-        if any(epochs.get(tp) != r.epoch for r in records):
-            continue
         pending = [r.offset for r in records if (tp, r.offset) not in resolved]
         if pending:
             rewinds[tp] = pending[0]
-            if pending[0] > records[0].offset:
-                commits[tp] = pending[0]
-        else:
+        if any(epochs.get(tp) != r.epoch for r in records):
+            continue
+        if not pending:
             commits[tp] = records[-1].offset + 1
+        elif pending[0] > records[0].offset:
+            commits[tp] = pending[0]
     return CommitPlan(commits, rewinds)

@@ -101,7 +101,7 @@ class Membership(ConsumerRebalanceListener):
 
     def hold(self, tp: TopicPartition, seconds: float) -> None:
         """Take nothing from ``tp`` for ``seconds`` (while it is still assigned to this consumer)."""
-        if tp in self.epochs:
+        if tp in self.consumer.assignment():
             self.holds[tp] = time.monotonic() + seconds
             self.consumer.pause(tp)
 
@@ -139,8 +139,10 @@ class Membership(ConsumerRebalanceListener):
             return False
 
     def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Seek the partitions this consumer still holds (also mid-rebalance, before reassignment)."""
+        held = self.consumer.assignment()
         for tp, offset in offsets.items():
-            if tp in self.epochs:
+            if tp in held:
                 self.consumer.seek(tp, offset)
 
     def close(self) -> None:

@@ -83,6 +83,8 @@ class Runner:
         self.running: dict[str, int] = {}
         # Job id → seconds to wait, for the last run's jobs that could not be claimed yet.
         self.deferred: dict[str, float] = {}
+        # When the job thread last showed it is alive (a claim or any engine hook); None: idle.
+        self.active_at: float | None = None
 
     def run(self, jobs: list[Job]) -> dict[str, bool]:
         """Run ``jobs`` (several only for a batching engine); job id → resolved."""
@@ -105,7 +107,15 @@ class Runner:
             for prepared in ready:
                 prepared.spool.close()
             self.running.clear()
+            self.active_at = None
         return resolved
+
+    def stalled_for(self) -> float:
+        """Seconds since the running job last showed a sign of life (0 when none runs)."""
+        return 0.0 if self.active_at is None else time.monotonic() - self.active_at
+
+    def _alive(self) -> None:
+        self.active_at = time.monotonic()
 
     def renew_leases(self) -> None:
         """A sign of life for every job this runner holds (called by the polling thread)."""
@@ -129,6 +139,7 @@ class Runner:
             return False
         log.info("job %s attempt %d claimed", job.id, job.attempt)
         self.running[job.id] = job.attempt
+        self._alive()
         metrics.job_started(self.ctx.mode, _age_s(job.submitted_at))
         prepared = Prepared(job, outputs.SnapshotSpool())
         if job.counted_attempts > self.ctx.worker.max_attempts:
@@ -172,18 +183,21 @@ class Runner:
         job, store = prepared.job, self.ctx.store
 
         def on_progress(p: Progress) -> None:
+            self._alive()
             if not store.update_progress(job.id, job.attempt, p.iteration, p.total, p.losses or None):
                 raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
             if job.mode == "gatys":
                 metrics.gatys_iterations(1)
 
         def on_snapshot(iteration: int, image: Any) -> None:
+            self._alive()
             jpeg = outputs.jpeg_bytes(image)
             if not store.put_snapshot(job.id, job.attempt, iteration, jpeg):
                 raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
             prepared.spool.add(iteration, jpeg)
 
         def should_cancel() -> bool:
+            self._alive()
             if self.control.release.is_set():
                 raise JobReleased(f"job {job.id} released: the worker is stopping")
             return store.cancel_requested(job.id)

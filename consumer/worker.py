@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,13 @@ MIN_HOLD_S = 0.2  # a deferred record is not read again sooner (no busy loop on 
 MAX_HOLD_S = 5.0  # nor later: a lease given up early (the job ended) is noticed by then
 REPORT_INTERVAL_S = 5.0
 DRAIN_S = 20.0
+EXIT_STALLED = 70  # EX_SOFTWARE: a supervisor (compose restart policy) starts a fresh consumer
+
+
+def exit_process() -> None:
+    """End the process at once: a hung job thread cannot be stopped any other way."""
+    logging.shutdown()
+    os._exit(EXIT_STALLED)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class WorkerOptions:
     consumer_id: str
     drain_s: float = DRAIN_S
     report_interval_s: float = REPORT_INTERVAL_S
+    on_stall: Callable[[], None] = exit_process
 
 
 class Worker:
@@ -149,10 +158,24 @@ class Worker:
         return resolved
 
     def _tick(self) -> None:
-        """Between keep-alive polls while jobs run: liveness, drain deadline, lease renewal."""
+        """Between keep-alive polls while jobs run: liveness, drain deadline, stall, lease renewal."""
         self._beat()
         self._drained()
+        if self._stalled():
+            return
         self._renew_leases()
+
+    def _stalled(self) -> bool:
+        """A job thread silent for ``stall_s`` is hung (a deadlocked engine, an S3 read that never
+        returns): renewing its lease would keep the job RUNNING for ever, so the consumer ends
+        itself; its partitions and, once the lease lapses, its job move to another consumer."""
+        silent = self.runner.stalled_for()
+        if silent <= self.ctx.worker.stall_s:
+            return False
+        log.critical("job thread silent for %.0f s (STYLEQUEUE_JOB_STALL_S): exiting", silent)
+        metrics.consumer_stopped(self.ctx.mode, self.options.consumer_id)
+        self.options.on_stall()
+        return True
 
     def _beat(self) -> None:
         """Liveness metric: the poll loop turned (also while a long job runs)."""

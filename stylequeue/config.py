@@ -200,3 +200,8 @@ class WorkerConfig:
     retry_backoff_max_s: float = env(
         "STYLEQUEUE_RETRY_BACKOFF_MAX_S", 300.0, help="longest wait before a retry"
     )
+    stall_s: float = env(
+        "STYLEQUEUE_JOB_STALL_S",
+        900.0,
+        help="a job silent this long (no progress, snapshot or cancel check) ends its consumer",
+    )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 from kafka import TopicPartition
 from PIL import UnidentifiedImageError
 
 from consumer.batching import Taken, batch_limit, group_duplicates, plan_commits
 from consumer.failures import Kind, Step, classify, exhausted_reason, next_step
+from consumer.runner import Control, Runner
+from consumer.worker import Worker, WorkerOptions
 from stylequeue.errors import ArtifactError, EngineUnavailable, JobCancelled, NotFound, ValidationError
 
 TP0 = TopicPartition("jobs", 0)
@@ -89,3 +94,58 @@ def test_no_commit_for_a_partition_revoked_or_reassigned_meanwhile():
     # TP0 revoked; TP1 revoked and assigned again (epoch 2): another member may have owned it.
     plan = plan_commits(records, resolved, {TP1: 2})
     assert plan.commits == {} and plan.rewinds == {}
+
+
+def test_unresolved_records_are_rewound_but_not_committed_across_a_rebalance():
+    # TP0 stayed with this member (epoch 1 → 2), TP1's rebalance is still in progress (revoked,
+    # not yet assigned again): no commit, but each fetch position must go back to the unresolved
+    # record, or the job would never run (Membership.seek skips partitions no longer held).
+    records = [taken(TP0, 5, "a", epoch=1), taken(TP0, 6, "b", epoch=1), taken(TP1, 2, "c", epoch=1)]
+    plan = plan_commits(records, {(TP0, 5)}, {TP0: 2})
+    assert plan.commits == {}
+    assert plan.rewinds == {TP0: 6, TP1: 2}
+
+
+class SilentRunner:
+    """A runner whose job thread last showed life ``silent_s`` ago."""
+
+    def __init__(self, silent_s: float) -> None:
+        self.silent_s, self.renewals = silent_s, 0
+
+    def stalled_for(self) -> float:
+        return self.silent_s
+
+    def renew_leases(self) -> None:
+        self.renewals += 1
+
+
+def worker_with(runner: SilentRunner, stalls: list[int]) -> Worker:
+    ctx = SimpleNamespace(
+        mode="gatys",
+        worker=SimpleNamespace(blend_batch=1, stall_s=60.0),
+        store=SimpleNamespace(cfg=SimpleNamespace(lease_s=8)),
+    )
+    worker = Worker(ctx, membership=None, options=WorkerOptions("c1", on_stall=lambda: stalls.append(1)))
+    worker.runner = runner
+    return worker
+
+
+def test_a_hung_job_thread_ends_the_consumer_instead_of_renewing_its_lease():
+    stalls: list[int] = []
+    runner = SilentRunner(silent_s=61.0)
+    worker_with(runner, stalls)._tick()
+    assert stalls == [1] and runner.renewals == 0
+
+
+def test_a_job_showing_life_keeps_its_lease():
+    stalls: list[int] = []
+    runner = SilentRunner(silent_s=59.0)
+    worker_with(runner, stalls)._tick()
+    assert stalls == [] and runner.renewals == 1
+
+
+def test_runner_counts_silence_only_while_a_job_runs():
+    runner = Runner(SimpleNamespace(), Control())
+    assert runner.stalled_for() == 0.0
+    runner.active_at = time.monotonic() - 30
+    assert 29 < runner.stalled_for() < 60
