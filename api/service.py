@@ -24,7 +24,7 @@ from stylequeue.errors import Conflict, NotFound, ServiceUnavailable, Stylequeue
 from stylequeue.job import Inputs, Job, Status, new_job_id, object_keys
 from stylequeue.modes import MODES, params_class, validate_job_params
 from stylequeue.params import describe
-from stylequeue.status import StatusStore, make_redis
+from stylequeue.status import StatusStore
 from stylequeue.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Clients:
 
 
 def make_clients(settings: Settings) -> Clients:
-    status = StatusStore(make_redis(settings.redis), settings.redis)
+    status = StatusStore.from_config(settings.redis)
     return Clients(Storage.from_config(settings.s3), status, bus.make_producer(settings.kafka))
 
 

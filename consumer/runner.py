@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from consumer import outputs
@@ -33,7 +32,7 @@ from consumer.failures import (
 from stylequeue import bus, metrics
 from stylequeue.config import KafkaConfig, WorkerConfig
 from stylequeue.errors import NotFound
-from stylequeue.job import Job, JobError, Status, iso_after
+from stylequeue.job import Job, JobError, Status, epoch_s, iso_after
 from stylequeue.modes import validate_job_params
 from stylequeue.status import Deferred
 
@@ -321,8 +320,7 @@ class Runner:
 def _age_s(timestamp: str | None) -> float | None:
     if not timestamp:
         return None
-    started = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return time.time() - started.timestamp()
+    return time.time() - epoch_s(timestamp)
 
 
 def _scalars(meta: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,17 @@ def _missing_message(name: str, where: str, how: str) -> str:
     return f"weights file {name!r} not found (looked in {where}). {how}"
 
 
+REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+def local_path(uri: str, cache_dir: Path) -> Path:
+    """Where ``uri``'s file lies on this machine: the path itself, or a remote file's cache entry."""
+    parsed = urlparse(uri)
+    if parsed.scheme in REMOTE_SCHEMES:
+        return Path(cache_dir).expanduser() / (Path(parsed.path).name or "artifact")
+    return Path(parsed.path if parsed.scheme == "file" else uri).expanduser()
+
+
 def resolve(uri: str, *, cache_dir: Path, s3: Any | None = None, how_to_get: str = "") -> Path:
     """Return a local path holding the file ``uri`` names, downloading it into ``cache_dir`` once.
 
@@ -65,19 +76,18 @@ def resolve(uri: str, *, cache_dir: Path, s3: Any | None = None, how_to_get: str
     if not uri:
         raise ArtifactError(f"no weights configured. {how_to_get}".strip())
     parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https", "s3"):
-        return _cached_download(uri, parsed, Path(cache_dir).expanduser(), s3, how_to_get)
-    path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser()
+    path = local_path(uri, cache_dir)
+    if parsed.scheme in REMOTE_SCHEMES:
+        return _cached_download(uri, parsed, path, s3, how_to_get)
     if not path.is_file():
         raise ArtifactError(_missing_message(path.name, str(path.resolve().parent), how_to_get))
     verify(path, expected_digest(uri) if "#" in uri else None, source=str(path))
     return path
 
 
-def _cached_download(uri: str, parsed: Any, cache_dir: Path, s3: Any, how: str) -> Path:
-    name = Path(parsed.path).name or "artifact"
+def _cached_download(uri: str, parsed: Any, target: Path, s3: Any, how: str) -> Path:
+    cache_dir, name = target.parent, target.name
     digest = expected_digest(uri)
-    target = cache_dir / name
     if target.is_file():
         verify(target, digest, source=str(target))
         return target

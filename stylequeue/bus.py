@@ -35,6 +35,10 @@ def topic_for(cfg: KafkaConfig, mode: str) -> str:
     return f"{cfg.topic_prefix}{mode}"
 
 
+def group_for(cfg: KafkaConfig, mode: str) -> str:
+    return f"{cfg.group_prefix}{mode}"
+
+
 def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
     """A producer that counts a message as sent once every in-sync replica has it."""
     options: dict[str, Any] = {
@@ -55,12 +59,14 @@ def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
         raise ServiceUnavailable(f"cannot reach the Kafka broker at {cfg.bootstrap}: {exc}") from exc
 
 
-def make_admin(cfg: KafkaConfig) -> KafkaAdminClient:
+def make_admin(
+    cfg: KafkaConfig, *, client_id: str = "stylequeue-admin", timeout_ms: int = 10_000
+) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=_servers(cfg),
-        client_id="stylequeue-admin",
-        request_timeout_ms=10_000,
-        bootstrap_timeout_ms=10_000,
+        client_id=client_id,
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
     )
 
 
@@ -149,7 +155,7 @@ def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any)
     listener = overrides.pop("listener", None)
     options: dict[str, Any] = {
         "bootstrap_servers": _servers(cfg),
-        "group_id": f"{cfg.group_prefix}{mode}",
+        "group_id": group_for(cfg, mode),
         "client_id": client_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",

@@ -49,13 +49,18 @@ def can_transition(current: Status, new: Status) -> bool:
 
 def now_iso() -> str:
     """UTC timestamp with millisecond precision, e.g. ``2026-11-21T23:59:59.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_after(0)
 
 
 def iso_after(seconds: float) -> str:
     """The UTC timestamp ``seconds`` from now, in :func:`now_iso`'s format."""
     later = datetime.now(UTC) + timedelta(seconds=seconds)
     return later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_s(timestamp: str) -> float:
+    """Seconds since the epoch of a :func:`now_iso` timestamp."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def new_job_id() -> str:

@@ -562,12 +562,9 @@ def missing_weights(cfg: Any) -> list[str]:
 
 
 def _artifact_present(uri: str, cache_dir: Path) -> bool:
-    from urllib.parse import urlparse
+    from stylequeue.artifact import local_path
 
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https", "s3"):
-        return (Path(cache_dir).expanduser() / Path(parsed.path).name).is_file()
-    return Path(parsed.path if parsed.scheme == "file" else uri).expanduser().is_file()
+    return local_path(uri, cache_dir).is_file()
 
 
 def prepare_ui() -> Path | None:

@@ -302,19 +302,13 @@ def _partition_id(partition: Mapping[str, Any]) -> int:
 
 def make_lag_reader(cfg: Any, modes: Iterable[str]) -> KafkaLagReader:
     """A lag reader for ``modes`` on the broker of ``cfg`` (a KafkaConfig); connects on first read."""
-    from kafka import KafkaAdminClient
+    from stylequeue import bus  # imports kafka: only processes that read lag need it
 
-    servers = [s.strip() for s in cfg.bootstrap.split(",") if s.strip()]
-    targets = {mode: (f"{cfg.group_prefix}{mode}", f"{cfg.topic_prefix}{mode}") for mode in modes}
+    targets = {mode: (bus.group_for(cfg, mode), bus.topic_for(cfg, mode)) for mode in modes}
 
     def admin() -> Any:
         # Short timeouts: a scrape must fail fast rather than hang past Prometheus' scrape timeout.
-        return KafkaAdminClient(
-            bootstrap_servers=servers,
-            client_id="stylequeue-metrics",
-            request_timeout_ms=3000,
-            bootstrap_timeout_ms=3000,
-        )
+        return bus.make_admin(cfg, client_id="stylequeue-metrics", timeout_ms=3000)
 
     return KafkaLagReader(admin, targets)
 

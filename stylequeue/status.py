@@ -24,14 +24,13 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import redis as redis_lib
 
 from stylequeue.config import RedisConfig
 from stylequeue.errors import Conflict, NotFound, ValidationError
-from stylequeue.job import Job, JobError, Progress, Status, now_iso
+from stylequeue.job import Job, JobError, Progress, Status, epoch_s, now_iso
 
 DEFAULT_PREFIX = "stylequeue:"
 ENGINE_HASH_TTL_S = 86400
@@ -50,10 +49,6 @@ class Deferred:
     reason: str  # LEASED or BACKOFF
     wait_s: float  # how long until it may be claimed (the lease's or the backoff's time left)
     attempt: int  # the record's attempt when it was refused
-
-
-def _epoch_s(timestamp: str) -> float:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
@@ -76,6 +71,11 @@ class StatusStore:
         self.redis = redis
         self.cfg = cfg
         self.prefix = prefix
+
+    @classmethod
+    def from_config(cls, cfg: RedisConfig) -> StatusStore:
+        """A store on a new client for ``cfg.url``."""
+        return cls(make_redis(cfg), cfg)
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
@@ -208,7 +208,7 @@ class StatusStore:
             if left_ms > 0 or left_ms == -1:  # -1: a lease without expiry, which claim never writes
                 return Deferred(LEASED, max(left_ms, 0) / 1000, job.attempt)
         elif job.retry_at is not None:
-            left_s = _epoch_s(job.retry_at) - time.time()
+            left_s = epoch_s(job.retry_at) - time.time()
             if left_s > 0:
                 return Deferred(BACKOFF, left_s, job.attempt)
         return None

@@ -166,7 +166,7 @@ def make_job(mode: str) -> Job:
 def test_pipeline_collector_reads_queue_depth_consumers_and_lag(service_env):
     kafka = config.load(config.KafkaConfig, service_env)
     redis_cfg = config.load(config.RedisConfig, service_env)
-    store = status.StatusStore(status.make_redis(redis_cfg), redis_cfg)
+    store = status.StatusStore.from_config(redis_cfg)
     bus.ensure_topics(kafka, MODES)
     producer = bus.make_producer(kafka)
     jobs = [make_job("gatys") for _ in range(5)]
@@ -211,7 +211,7 @@ def commit_offsets(kafka: config.KafkaConfig, mode: str, partition: int, offset:
 @pytest.mark.integration
 def test_a_source_that_fails_is_reported_and_the_rest_still_scraped(service_env):
     redis_cfg = config.load(config.RedisConfig, service_env)
-    store = status.StatusStore(status.make_redis(redis_cfg), redis_cfg)
+    store = status.StatusStore.from_config(redis_cfg)
     unreachable = config.load(
         config.KafkaConfig, {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     )
