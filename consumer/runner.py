@@ -38,6 +38,8 @@ from stylequeue.status import Deferred
 
 log = logging.getLogger(__name__)
 
+PROGRESS_INTERVAL_S = 0.25  # at most four progress transactions a second per job
+
 
 @dataclass
 class Context:
@@ -72,6 +74,38 @@ class Prepared:
     styles: list[Any] = field(default_factory=list)
     init_image: Any = None
     started: float = field(default_factory=time.monotonic)
+
+
+class ProgressWriter:
+    """One attempt's progress and loss points, written at most every ``PROGRESS_INTERVAL_S``.
+
+    A Gatys iteration on a GPU takes milliseconds; a Redis transaction for each one would cost the
+    job several percent. Points are buffered and written together, and the last iteration is
+    always written at once, so the loss curve stays complete. A refused write (a newer attempt
+    owns the job) raises :class:`Superseded`.
+    """
+
+    def __init__(self, store: Any, job: Job) -> None:
+        self.store, self.job = store, job
+        self.points: list[dict[str, float]] = []
+        self.latest: tuple[int, int] | None = None  # (iteration, total) not written yet
+        self.written_at = float("-inf")
+
+    def add(self, p: Progress) -> None:
+        if p.losses:
+            self.points.append({"iteration": p.iteration, **p.losses})
+        self.latest = (p.iteration, p.total)
+        if p.iteration >= p.total or time.monotonic() - self.written_at >= PROGRESS_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.latest is None:
+            return
+        job = self.job
+        if not self.store.update_progress(job.id, job.attempt, *self.latest, points=self.points):
+            raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
+        self.points, self.latest = [], None
+        self.written_at = time.monotonic()
 
 
 class Runner:
@@ -181,15 +215,17 @@ class Runner:
     def _hooks(self, prepared: Prepared) -> Hooks:
         job, store = prepared.job, self.ctx.store
 
+        writer = ProgressWriter(store, job)
+
         def on_progress(p: Progress) -> None:
             self._alive()
-            if not store.update_progress(job.id, job.attempt, p.iteration, p.total, p.losses or None):
-                raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
+            writer.add(p)
             if job.mode == "gatys":
                 metrics.gatys_iterations(1)
 
         def on_snapshot(iteration: int, image: Any) -> None:
             self._alive()
+            writer.flush()  # the record's progress is never behind its newest snapshot
             jpeg = outputs.jpeg_bytes(image)
             if not store.put_snapshot(job.id, job.attempt, iteration, jpeg):
                 raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,16 +260,29 @@ class StatusStore:
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
     def update_progress(
-        self, job_id: str, attempt: int, iteration: int, total: int, losses: dict[str, float] | None = None
+        self,
+        job_id: str,
+        attempt: int,
+        iteration: int,
+        total: int,
+        losses: dict[str, float] | None = None,
+        *,
+        points: Sequence[dict[str, float]] = (),
     ) -> bool:
-        """Record progress (and one loss-curve point when ``losses`` is given); False if fenced off."""
-        point = json.dumps({"iteration": int(iteration), **(losses or {})})
+        """Record progress and loss-curve points; False if fenced off.
+
+        ``losses`` is the point of ``iteration``; ``points`` are earlier ones, each with its own
+        ``iteration`` (a writer that batches several iterations into one transaction).
+        """
+        encoded = [json.dumps(point) for point in points]
+        if losses:
+            encoded.append(json.dumps({"iteration": int(iteration), **losses}))
 
         def extra(pipe: Any, job: Job) -> None:
             pipe.set(self._key("lease", job.id), str(attempt), px=self._lease_ms)  # a sign of life
-            if losses:
+            if encoded:
                 key = self._key("losses", job.id)
-                pipe.rpush(key, point)
+                pipe.rpush(key, *encoded)
                 pipe.expire(key, self.cfg.job_ttl_s)
 
         change = self._fenced(attempt, lambda job: job.evolve(progress=Progress(int(iteration), int(total))))

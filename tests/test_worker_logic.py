@@ -5,17 +5,21 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
+import pytest
 from kafka import TopicPartition
 from PIL import UnidentifiedImageError
 
 from consumer.batching import Taken, batch_limit, group_duplicates, plan_commits
-from consumer.failures import Kind, Step, classify, exhausted_reason, next_step
-from consumer.runner import Control, Runner
+from consumer.engines.base import Progress
+from consumer.failures import Kind, Step, Superseded, classify, exhausted_reason, next_step
+from consumer.runner import Control, ProgressWriter, Runner
 from consumer.worker import Worker, WorkerOptions
 from stylequeue.errors import ArtifactError, EngineUnavailable, JobCancelled, NotFound, ValidationError
+from stylequeue.job import Inputs, Job
 
 TP0 = TopicPartition("jobs", 0)
 TP1 = TopicPartition("jobs", 1)
+JOB = Job(id="j1", mode="gatys", params={}, inputs=Inputs("c", ("s",)), attempt=1)
 
 
 def test_bad_input_is_permanent_and_names_the_field():
@@ -149,3 +153,44 @@ def test_runner_counts_silence_only_while_a_job_runs():
     assert runner.stalled_for() == 0.0
     runner.active_at = time.monotonic() - 30
     assert 29 < runner.stalled_for() < 60
+
+
+class RecordingStore:
+    """Records the progress writes a ProgressWriter makes; refuses them once ``fenced``."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, int, list[dict]]] = []
+        self.fenced = False
+
+    def update_progress(self, job_id, attempt, iteration, total, losses=None, *, points=()):
+        self.writes.append((iteration, total, list(points)))
+        return not self.fenced
+
+
+def progress(iteration: int, total: int = 100) -> Progress:
+    return Progress(iteration=iteration, total=total, elapsed_s=0.0, losses={"total": float(iteration)})
+
+
+def test_progress_is_batched_and_the_last_iteration_always_written():
+    store = RecordingStore()
+    writer = ProgressWriter(store, JOB)
+    for i in range(1, 101):
+        writer.add(progress(i))
+    # The first write goes at once, the rest within the interval are buffered, the last is forced.
+    assert len(store.writes) < 100
+    assert store.writes[-1][:2] == (100, 100)
+    written = [point["iteration"] for _, _, points in store.writes for point in points]
+    assert written == list(range(1, 101))  # every loss point, once, in order
+
+
+def test_a_flush_writes_what_is_buffered_and_a_refusal_supersedes():
+    store = RecordingStore()
+    writer = ProgressWriter(store, JOB)
+    writer.add(progress(1))
+    writer.add(progress(2))  # within the interval: buffered
+    writer.flush()
+    assert store.writes[-1] == (2, 100, [{"iteration": 2, "total": 2.0}])
+    store.fenced = True
+    writer.add(progress(3))
+    with pytest.raises(Superseded):
+        writer.flush()
