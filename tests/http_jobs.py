@@ -5,11 +5,9 @@ Used by the tests that need "a few jobs ran" before they read metrics (test_metr
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
-import uuid
 
+import requests
 from services import tiny_png
 
 TINY = {
@@ -19,43 +17,22 @@ TINY = {
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body and its content type."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
-    for name, filename, data in files:
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                "Content-Type: image/png\r\n\r\n")  # fmt: skip
-        parts.append(head.encode() + data + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
 def submit(api_url: str, mode: str, seed: int = 0) -> dict:
     """POST a tiny job of ``mode``; the 202 response's job JSON."""
-    files = [("content", "content.png", tiny_png(seed)), ("style", "style.png", tiny_png(seed + 1))]
-    body, content_type = multipart({"mode": mode, **TINY[mode]}, files)
-    request = urllib.request.Request(
-        f"{api_url}/api/v1/jobs", data=body, headers={"Content-Type": content_type}
+    files = {"content": ("content.png", tiny_png(seed)), "style": ("style.png", tiny_png(seed + 1))}
+    response = requests.post(
+        f"{api_url}/api/v1/jobs", data={"mode": mode, **TINY[mode]}, files=files, timeout=30
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202, response.status
-        return json.load(response)
-
-
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+    assert response.status_code == 202, response.text
+    return response.json()
 
 
 def wait_terminal(api_url: str, job_id: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = get_json(f"{api_url}/api/v1/jobs/{job_id}")
+        response = requests.get(f"{api_url}/api/v1/jobs/{job_id}", timeout=10)
+        response.raise_for_status()
+        job = response.json()
         if job["status"] in TERMINAL:
             return job
         time.sleep(0.2)
