@@ -2,8 +2,9 @@
 
 ``create_app`` reads its configuration from ``config`` (a mapping of ``STYLEQUEUE_*`` variables;
 default: the environment), builds the service clients with :func:`api.service.make_clients` unless
-``clients`` are given, makes sure the bucket and topics exist, and registers the routes, the JSON
-error handler, request metrics and (when ``STYLEQUEUE_UI_DIR`` is set) the built web UI.
+``clients`` are given, makes sure the bucket and topics exist, and registers the routes, the seed
+projects' routes (:mod:`api.compat`, unless ``STYLEQUEUE_COMPAT_ROUTES=0``), the JSON error
+handler, request metrics and (when ``STYLEQUEUE_UI_DIR`` is set) the built web UI.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from pathlib import Path
 
 from flask import Flask, Response, abort, current_app, g, request, send_from_directory
 from werkzeug.exceptions import NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import errors, routes
+from api import compat, errors, guard, routes
+from api.jsonbody import StrictJSONProvider
+from api.middleware import BodyBuffer
+from api.requests import ApiRequest
+from api.seeds import CompatService
 from api.service import Clients, JobService, Settings, make_clients
 from stylequeue import metrics
 from stylequeue.modes import MODES
@@ -27,13 +33,17 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
     service.start()
 
     app = Flask(__name__, static_folder=None)
-    # Werkzeug refuses a larger body with 413 before it is read (our JSON via the error handler).
-    app.config["MAX_CONTENT_LENGTH"] = settings.api.max_request_bytes
+    _limit_requests(app, settings)
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
     app.extensions["stylequeue"] = service
     errors.init_app(app)
+    guard.init_app(app, service)
     app.register_blueprint(routes.bp)
     app.register_blueprint(routes.health)
+    if settings.api.compat_routes:
+        app.extensions["stylequeue.compat"] = CompatService(service)
+        app.register_blueprint(compat.bp)
     app.add_url_rule("/metrics", "metrics", metrics_view)
     metrics.init_series(MODES)
     app.extensions["stylequeue.metrics"] = metrics.PipelineCollector(
@@ -43,6 +53,23 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
     if settings.api.ui_dir:
         _serve_ui(app, Path(settings.api.ui_dir))
     return app
+
+
+def _limit_requests(app: Flask, settings: Settings) -> None:
+    """Bodies read whole and in time before Flask sees them, each form limit with its own error.
+
+    Outermost, ProxyFix takes the client address from X-Forwarded-For when the API is configured to
+    sit behind that many proxies (nginx in compose); the body buffer and the rate limits count it.
+    """
+    cfg = settings.api
+    app.request_class = ApiRequest
+    app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes  # a second check behind the buffer's
+    app.config["MAX_FORM_PARTS"] = cfg.max_form_parts
+    app.config["MAX_FORM_MEMORY_SIZE"] = cfg.max_field_bytes
+    wsgi = BodyBuffer(app.wsgi_app, cfg)
+    if cfg.trusted_proxies:
+        wsgi = ProxyFix(wsgi, x_for=cfg.trusted_proxies, x_proto=cfg.trusted_proxies)
+    app.wsgi_app = wsgi
 
 
 def metrics_view() -> Response:

@@ -1,7 +1,8 @@
-"""Generated documentation: the README's configuration table (``python -m api.docs``).
+"""Generated documentation: the README's configuration and seed-compatibility tables (``python -m api.docs``).
 
-Every ``STYLEQUEUE_*`` variable is declared once, in :mod:`stylequeue.config`; this renders them so
-the README cannot drift (``tests/test_api_docs.py`` compares the two).
+Every ``STYLEQUEUE_*`` variable is declared once, in :mod:`stylequeue.config`, and every seed
+route's fields once, in :mod:`api.seeds`; this renders them so the README cannot drift
+(``tests/test_api_docs.py`` and ``tests/test_compat.py`` compare them).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import inspect
 from pathlib import Path
 
+from api import seeds
 from stylequeue import config
 
 
@@ -44,16 +46,42 @@ def config_table() -> str:
     return "\n".join(lines)
 
 
+def compat_table() -> str:
+    """Markdown: each seed route, its fields and what each becomes here."""
+    lines = ["| seed route | seed field | becomes | how |", "| --- | --- | --- | --- |"]
+    for route in seeds.SEED_ROUTES:
+        lines.append(
+            f"| {route.seed}: `{route.method} {route.path}` | | mode `{route.mode}` | answers {route.answer} |"
+        )
+        for f in route.fields:
+            target = f"`{f.param}`" if f.param else "—"
+            default = "" if f.default is None else f" (seed default: `{f.default}`)"
+            lines.append(f"| | `{f.name}` ({f.kind}) | {target} | {f.doc}{default} |")
+    for path, answer in seeds.STATUS_ROUTES:
+        lines.append(f"| PixelBlend: `GET {path}` | | — | {answer} |")
+    return "\n".join(lines)
+
+
 README = Path(__file__).resolve().parent.parent / "README.md"
-START, END = "<!-- config-table -->\n", "\n<!-- /config-table -->"
+TABLES = {"config-table": config_table, "compat-table": compat_table}
+
+
+def _replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with what lies between ``<!-- name -->`` and ``<!-- /name -->`` replaced (if both are there)."""
+    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+    head = text.find(start)
+    tail = text.find(end, head + len(start)) if head >= 0 else -1
+    if tail < 0:
+        return text
+    return f"{text[: head + len(start)]}{body}\n{text[tail:]}"
 
 
 def update_readme(path: Path = README) -> bool:
-    """Rewrite the table between the README's config-table markers; True if it changed."""
+    """Rewrite each generated table between its README markers; True if anything changed."""
     text = path.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}{config_table()}{END}{tail}"
+    new = text
+    for name, render in TABLES.items():
+        new = _replace_block(new, name, render())
     if new != text:
         path.write_text(new)
     return new != text

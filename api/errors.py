@@ -3,27 +3,33 @@
 Project errors carry a stable ``code`` (:mod:`stylequeue.errors`, :mod:`api.uploads`); the table
 below gives each code its status. Werkzeug's HTTP exceptions (unknown route, wrong method, request
 over MAX_CONTENT_LENGTH) get the same body, so a client never sees an HTML error page; a backing
-service's own exception (Redis, S3, Kafka) becomes 503 ``unavailable`` naming the service.
+service's own exception (Redis, S3, Kafka) becomes 503 ``unavailable`` naming the service and
+nothing else: the exception's text (hosts, ports) goes to the log only. An error that says when to
+come back (``retry_after_s``: rate limits, quotas, busy upload slots) gets a ``Retry-After`` header.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
-from botocore.exceptions import BotoCoreError, ClientError
 from flask import Flask, Response, current_app, jsonify
-from kafka.errors import KafkaError
-from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from api.backing import SERVICE_ERRORS, service_name, unavailable_message
 from stylequeue.errors import StylequeueError
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_CODE = {
     "bad_request": 400,
+    "unauthorized": 401,
     "invalid": 422,
     "not_found": 404,
+    "request_timeout": 408,
+    "rate_limited": 429,
+    "quota_exceeded": 429,
+    "too_many_uploads": 429,
     "conflict": 409,
     "cancelled": 409,
     "too_large": 413,
@@ -32,18 +38,12 @@ STATUS_BY_CODE = {
     "engine_unavailable": 503,
     "artifact": 503,
     "config": 500,
-}
-# A backing service's own exceptions, and the name a 503 gives it. Routes let these propagate
-# (storage has already turned a missing object into NotFound), so every route answers a failed
-# Redis, S3 or broker the same way: 503 "unavailable", never a 500.
-SERVICE_ERRORS: dict[type[Exception], str] = {
-    RedisError: "Redis",
-    BotoCoreError: "S3",
-    ClientError: "S3",
-    KafkaError: "Kafka",
+    # A seed route's job was run and failed (api.seeds): the client gets no image. Not a 5xx: the
+    # service worked, the job could not be done (its error says why, as GET /api/v1/jobs/{id} does).
+    "job_failed": 422,
 }
 # Codes for Werkzeug's exceptions where the generic snake-cased name is not what we call it.
-HTTP_CODES = {413: "too_large", 415: "unsupported_media_type", 422: "invalid"}
+HTTP_CODES = {413: "too_large", 415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
@@ -58,15 +58,23 @@ def _project_error(exc: StylequeueError) -> tuple[Response, int]:
     status = status_for(exc)
     if status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.message)
-    return jsonify(error_body(exc.code, exc.message, exc.field)), status
+    response = jsonify(error_body(exc.code, exc.message, exc.field))
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    response.headers.update(getattr(exc, "headers", {}))  # e.g. 401's WWW-Authenticate
+    return response, status
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     code = HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
     message = exc.description or exc.name or "error"
+    if status == 429:  # flask-limiter's: the description is the limit, e.g. "600 per 1 minute"
+        message = f"too many requests: the limit is {message}; try again after Retry-After seconds"
     if status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
-        message = f"request is larger than the limit of {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        message = f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
     response = jsonify(error_body(code, message))
     if getattr(exc, "valid_methods", None):  # 405 says what is allowed
         response.headers["Allow"] = ", ".join(exc.valid_methods)
@@ -74,11 +82,10 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _service_error(exc: Exception) -> tuple[Response, int]:
-    service = next(name for kind, name in SERVICE_ERRORS.items() if isinstance(exc, kind))
+    service = service_name(exc) or "a backing service"
     log.warning("%s failed: %s: %s", service, type(exc).__name__, exc)
     # The exception's text stays in the log: it names internal hosts and ports.
-    message = f"{service} is unavailable ({type(exc).__name__}); try again later"
-    return jsonify(error_body("unavailable", message)), 503
+    return jsonify(error_body("unavailable", unavailable_message(service))), 503
 
 
 def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -13,12 +13,19 @@ _api = load(ApiConfig)
 
 bind = _api.bind
 workers = _api.workers
-# Threads let one worker take other requests while an upload trickles in or the broker acks.
-worker_class = "gthread"
+# gthread with read deadlines and JSON error pages (api.server): threads let one worker take other
+# requests while the broker acks, and no slow client holds one past STYLEQUEUE_HEADER_TIMEOUT_S /
+# STYLEQUEUE_BODY_TIMEOUT_S.
+worker_class = "api.server.Worker"
 threads = _api.threads
 timeout = 120
 graceful_timeout = 30
+# gunicorn's largest request line (its default is 4094): longer ids reach the API, which answers
+# 404 naming its own id limit; past this, gunicorn's 414 (JSON, see api.server).
+limit_request_line = 8190
 accesslog = "-"
+# The path without its query string: a query may carry an access token (the web UI's image links).
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s"'
 wsgi_app = "api.app:create_app()"
 # The runtime control socket has one default path per user: several APIs on one machine (the dev
 # stack and tests, or two containers sharing a home) would fight over it. Nothing here uses it.

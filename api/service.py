@@ -10,20 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from redis.exceptions import RedisError
-
 from api import archive
+from api.access import ANONYMOUS, ApiKeys, Owners, check_id, page_args
+from api.backing import service_name, unavailable_message
 from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
-from stylequeue import bus, config, metrics
+from stylequeue import bus, config, metrics, reconciler
 from stylequeue.errors import Conflict, NotFound, ServiceUnavailable, StylequeueError, ValidationError
 from stylequeue.job import Inputs, Job, Status, new_job_id, object_keys
 from stylequeue.modes import MODES, params_class, validate_job_params
-from stylequeue.params import describe
+from stylequeue.params import Params, describe, quoted
 from stylequeue.status import StatusStore
 from stylequeue.storage import Storage
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 FILE_FIELDS = ("content", "style", "init_image")
 NO_CONSUMER = "no consumer is serving this mode"
+UPLOAD_THREADS = 8  # S3 PUTs in flight per API process (a submission has at most 6 objects)
 # What GET /api/v1/engines says about each mode besides its parameters.
 MODE_INFO = {
     "gatys": (
@@ -41,7 +43,8 @@ MODE_INFO = {
     ),
     "blend": (
         "Dual-style blend",
-        "Feed-forward AdaIN network: milliseconds on a GPU; blends one or two styles by a ratio.",
+        "One pass of a pretrained feed-forward network (Magenta's arbitrary stylization unless a consumer "
+        "is configured with an AdaIN model): a second on a CPU; blends one or two styles by a ratio.",
     ),
 }
 
@@ -77,11 +80,20 @@ def make_clients(settings: Settings) -> Clients:
 
 @dataclass(frozen=True)
 class FilePart:
-    """One uploaded file of a multipart request."""
+    """One uploaded file of a multipart request.
+
+    ``label`` is the form field a client knows the file by when that is not ``field`` (a seed
+    route's ``style_image_2`` submitted as our second ``style``): upload errors name it.
+    """
 
     field: str
     filename: str
     stream: IO[bytes]
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.field
 
 
 @dataclass
@@ -90,6 +102,7 @@ class Submission:
 
     fields: dict[str, str]
     files: list[FilePart] = field(default_factory=list)
+    owner: str | None = None  # the submitting API key's name (None: access control is off)
 
 
 def job_url(job_id: str) -> str:
@@ -126,6 +139,10 @@ class JobService:
         self.clients = clients
         self.settings = settings
         self.limits = Limits.from_config(settings.api)
+        self.keys = ApiKeys.from_config(settings.api)
+        self.owners = Owners(clients.status, settings.redis.job_ttl_s)
+        # A submission's S3 PUTs run side by side: each one mostly waits for the store's answer.
+        self._uploads = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="s3-put")
 
     @property
     def storage(self) -> Storage:
@@ -148,9 +165,12 @@ class JobService:
         Nothing is written before every check passed. The answer comes only after the broker
         acknowledged the message; if anything fails on the way, what was written is removed.
         """
+        owner = submission.owner or ANONYMOUS
+        if submission.owner:
+            self.owners.check_quota(owner, self.settings.api.max_active_jobs_per_key)
         mode, params, uploads = self._validate(submission)
         job = self._new_job(mode, params, uploads)
-        self._write(job, uploads)
+        self._write(job, uploads, owner)
         metrics.job_submitted(mode, sum(u.source_bytes for u in uploads.values()))
         return self.job_view(job)
 
@@ -166,52 +186,54 @@ class JobService:
         parts = _group_files(submission.files)
         params = validate_job_params(mode, fields, len(parts["style"]))
         _check_init_image(params, parts["init_image"])
-        return mode, params.to_dict(), self._decode(parts)
+        uploads = self._decode(parts)
+        _check_sizes(params, uploads)
+        return mode, params.to_dict(), uploads
 
     def _decode(self, parts: dict[str, list[FilePart]]) -> dict[str, Upload]:
         """Decode every file; the keys are the S3 keys' names (content, style-0, init_image)."""
         uploads: dict[str, Upload] = {}
         total = 0
         for name, part in _named_parts(parts):
-            uploads[name] = accept(part.stream, part.field, self.limits)
+            uploads[name] = accept(part.stream, part.name, self.limits)
             total += uploads[name].source_bytes
             if total > self.limits.max_request_bytes:
                 raise TooLarge(
-                    f"files add up to more than {self.limits.max_request_bytes} bytes", field=part.field
+                    f"files add up to more than {self.limits.max_request_bytes} bytes "
+                    "(STYLEQUEUE_MAX_REQUEST_BYTES)",
+                    field=part.name,
                 )
         return uploads
 
     def _new_job(self, mode: str, params: dict[str, Any], uploads: dict[str, Upload]) -> Job:
         job_id = new_job_id()
-        keys = object_keys(job_id)
-        styles = tuple(
-            keys["style"].format(index=i) for i in range(sum(n.startswith("style-") for n in uploads))
-        )
-        init = keys["init_image"] if "init_image" in uploads else None
-        return Job(id=job_id, mode=mode, params=params, inputs=Inputs(keys["content"], styles, init))
+        keys = upload_keys(job_id, uploads)
+        styles = tuple(key for name, key in keys.items() if name.startswith("style-"))
+        inputs = Inputs(keys["content"], styles, keys.get("init_image"))
+        return Job(id=job_id, mode=mode, params=params, inputs=inputs)
 
-    def _write(self, job: Job, uploads: dict[str, Upload]) -> None:
-        keys = object_keys(job.id)
+    def _write(self, job: Job, uploads: dict[str, Upload], owner: str) -> None:
+        """Inputs and params.json to S3 at once (threads: each PUT mostly waits), then Redis, then Kafka."""
+        keys = input_keys(job.inputs)
+        objects = [(keys[name], upload.data, upload.media_type) for name, upload in uploads.items()]
+        objects.append((object_keys(job.id)["params"], params_json(job), "application/json"))
         try:
-            for name, upload in uploads.items():
-                key = (
-                    keys[name] if not name.startswith("style-") else keys["style"].format(index=int(name[6:]))
-                )
-                self.storage.put(key, upload.png, "image/png")
-            self.storage.put(keys["params"], params_json(job), "application/json")
+            puts = [self._uploads.submit(self.storage.put, *obj) for obj in objects]
+            wait(puts)  # every PUT has ended before any error is raised: none lands after the undo
+            for put in puts:
+                put.result()
             self.status.create(job)
-            bus.publish(self.clients.producer, self.settings.kafka, job)
-        except StylequeueError:
-            self._undo(job)
-            raise
-        except (BotoCoreError, ClientError, RedisError, OSError) as exc:
-            self._undo(job)
-            raise ServiceUnavailable(f"could not store the job: {exc}") from exc
+            self.owners.record(owner, job)
+            reconciler.publish(self.status, self.clients.producer, self.settings.kafka, job)
+        except Exception as exc:
+            self._undo(job, owner)
+            raise _unavailable(exc) from exc
 
-    def _undo(self, job: Job) -> None:
+    def _undo(self, job: Job, owner: str) -> None:
         """Remove a failed submission's objects and record (best effort: each step on its own)."""
         for step in (
             lambda: self.status.discard(job),
+            lambda: self.owners.forget(owner, job),
             lambda: self.storage.delete_prefix(object_keys(job.id)["prefix"] + "/"),
         ):
             try:
@@ -228,22 +250,56 @@ class JobService:
         data["queue_position"] = self.status.queue_position(job)
         return data
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        return self.job_view(self.status.get(job_id))
+    def _job(self, job_id: str, caller: str | None) -> Job:
+        """The record, if ``caller`` may see it: another key's job is "no such job", like a made-up id.
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+        ``caller`` None means no check (access control off, or the API itself, e.g. the seed routes).
+        """
+        check_id(job_id)
+        if caller is not None and not self.owners.owns(caller, job_id):
+            raise NotFound(f"no job {quoted(job_id)}", field="job_id")
+        return self.status.get(job_id)
+
+    def get(self, job_id: str, caller: str | None = None) -> dict[str, Any]:
+        return self.job_view(self._job(job_id, caller))
+
+    def jobs(self, caller: str | None, query: Mapping[str, str]) -> dict[str, Any]:
+        """The caller's jobs, newest first (``GET /api/v1/jobs``: filtered by status and mode, paged)."""
+        args = page_args(dict(query), [s.value for s in Status], list(MODES))
+        page = self.owners.page(caller or ANONYMOUS, **args)
+        return {"jobs": [self.job_view(job) for job in page.jobs], "next": page.next}
+
+    def wait(self, job_id: str, timeout_s: float) -> dict[str, Any]:
+        """The job's JSON once it has ended, or as it stands after ``timeout_s``.
+
+        For clients that cannot poll (the seed routes, :mod:`api.seeds`). It reads the record
+        often at first, since blend jobs end within milliseconds, then every half second, so a
+        long wait costs Redis a few reads a second rather than a busy loop.
+        """
+        deadline = time.monotonic() + timeout_s
+        interval = 0.02
+        while True:
+            job = self.status.get(job_id)
+            remaining = deadline - time.monotonic()
+            if job.status.terminal or remaining <= 0:
+                return self.job_view(job)
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 2, 0.5)
+
+    def cancel(self, job_id: str, caller: str | None = None) -> dict[str, Any]:
+        self._job(job_id, caller)
         return self.job_view(self.status.request_cancel(job_id))
 
-    def result(self, job_id: str) -> Iterator[bytes]:
+    def result(self, job_id: str, caller: str | None = None) -> Iterator[bytes]:
         """The result PNG's bytes, streamed; Conflict (409) until the job succeeded."""
-        return self.storage.stream(self._result_key(job_id))
+        return self.storage.stream(self._result_key(job_id, caller))
 
-    def result_url(self, job_id: str) -> str:
+    def result_url(self, job_id: str, caller: str | None = None) -> str:
         """A presigned URL of the result, signed for the public S3 endpoint."""
-        return self.storage.presign(self._result_key(job_id), self.settings.s3.presign_ttl_s)
+        return self.storage.presign(self._result_key(job_id, caller), self.settings.s3.presign_ttl_s)
 
-    def _result_key(self, job_id: str) -> str:
-        job = self.status.get(job_id)
+    def _result_key(self, job_id: str, caller: str | None) -> str:
+        job = self._job(job_id, caller)
         if job.status is not Status.SUCCEEDED or not job.result_key:
             why = {Status.QUEUED: "is queued", Status.RUNNING: "is still running"}.get(
                 job.status, f"has {job.status.value} without a result"
@@ -253,23 +309,29 @@ class JobService:
             )
         return job.result_key
 
-    def input_image(self, job_id: str, name: str) -> Iterator[bytes]:
-        """One stored input's PNG bytes, streamed; NotFound naming ``name`` if the job has no such input."""
-        keys = input_keys(self.status.get(job_id).inputs)
+    def input_image(self, job_id: str, name: str, caller: str | None = None) -> tuple[str, Iterator[bytes]]:
+        """One stored input: (media type, bytes streamed); NotFound naming ``name`` if there is none.
+
+        PNG, or JPEG for an upright RGB JPEG upload kept as sent (:mod:`api.uploads`).
+        """
+        keys = input_keys(self._job(job_id, caller).inputs)
         if name not in keys:
-            raise NotFound(f"job {job_id} has no input {name!r}; it has {', '.join(keys)}", field="name")
+            raise NotFound(
+                f"job {job_id} has no input {quoted(name)}; it has {', '.join(keys)}", field="name"
+            )
+        media_type = "image/jpeg" if keys[name].endswith(".jpg") else "image/png"
         try:
-            return self.storage.stream(keys[name])
+            return media_type, self.storage.stream(keys[name])
         except NotFound:
             # The record names it but S3 has lost it (removed by hand or by a lifecycle rule).
             raise NotFound(f"input {name!r} of job {job_id} is no longer stored", field="name") from None
 
-    def losses(self, job_id: str) -> dict[str, Any]:
-        self.status.get(job_id)  # 404 for an unknown job rather than an empty curve
+    def losses(self, job_id: str, caller: str | None = None) -> dict[str, Any]:
+        self._job(job_id, caller)  # 404 for an unknown job rather than an empty curve
         return {"job_id": job_id, "losses": self.status.losses(job_id)}
 
-    def snapshots(self, job_id: str) -> dict[str, Any]:
-        job = self.status.get(job_id)
+    def snapshots(self, job_id: str, caller: str | None = None) -> dict[str, Any]:
+        job = self._job(job_id, caller)
         base = links(job)["snapshots"]
         return {
             "job_id": job_id,
@@ -279,9 +341,9 @@ class JobService:
     def _iterations(self, job: Job) -> list[int]:
         return sorted({*job.snapshots, *self.status.snapshot_iterations(job.id)})
 
-    def snapshot(self, job_id: str, iteration: int) -> bytes:
+    def snapshot(self, job_id: str, iteration: int, caller: str | None = None) -> bytes:
         """One snapshot's JPEG (NotFound naming the iteration if there is none)."""
-        job = self.status.get(job_id)
+        job = self._job(job_id, caller)
         for source in self._snapshot_sources(job):
             try:
                 return source(iteration)
@@ -300,9 +362,9 @@ class JobService:
         from_redis = lambda i: self.status.snapshot(job.id, i)  # noqa: E731
         return [from_s3, from_redis] if job.status.terminal else [from_redis, from_s3]
 
-    def archive(self, job_id: str) -> tuple[str, Iterator[bytes]]:
+    def archive(self, job_id: str, caller: str | None = None) -> tuple[str, Iterator[bytes]]:
         """A ZIP of every snapshot in order, the result and params.json: (file name, byte stream)."""
-        job = self.status.get(job_id)
+        job = self._job(job_id, caller)
         return f"stylequeue-{job_id}.zip", archive.stream(self._archive_entries(job))
 
     def _archive_entries(self, job: Job) -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -327,15 +389,17 @@ class JobService:
         }
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Each backing service's state ("ok" or the error); True when all are ok."""
+        """Each backing service's state ("ok" or "unavailable"); True when all are ok."""
         checks = {"redis": self.status.ping, "kafka": self._kafka_ready, "s3": self.storage.ping}
         states = {}
         for name, check in checks.items():
             try:
                 check()
                 states[name] = "ok"
-            except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported as text
-                states[name] = f"error: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+                # The client learns which service; the log keeps how it failed (hosts, ports).
+                log.warning("readiness: %s failed: %s: %s", name, type(exc).__name__, exc)
+                states[name] = "unavailable"
         return all(state == "ok" for state in states.values()), states
 
     def _kafka_ready(self) -> None:
@@ -362,6 +426,7 @@ def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
         "available": available,
         "reason": "" if available else (next((r for r in reasons if r), "") or NO_CONSUMER),
         "random_weights": any(bool(r.get("random_weights")) for r in reports),
+        "models": sorted({str(r["model"]) for r in reports if r.get("model")}),
         "consumers": len(reports),
     }
 
@@ -377,7 +442,7 @@ def params_json(job: Job) -> bytes:
 def _group_files(files: list[FilePart]) -> dict[str, list[FilePart]]:
     parts: dict[str, list[FilePart]] = {name: [] for name in FILE_FIELDS}
     for part in files:
-        if _unselected(part):
+        if is_unselected(part):
             continue
         if part.field not in parts:
             raise BadRequest(f"unknown file field; expected {', '.join(FILE_FIELDS)}", field=part.field)
@@ -390,7 +455,7 @@ def _group_files(files: list[FilePart]) -> dict[str, list[FilePart]]:
     return parts
 
 
-def _unselected(part: FilePart) -> bool:
+def is_unselected(part: FilePart) -> bool:
     """A browser sends an empty, nameless part for a file input left empty: not an upload."""
     if part.filename:
         return False
@@ -408,6 +473,36 @@ def _check_init_image(params: Any, init_parts: list[FilePart]) -> None:
         raise ValidationError(
             "an init_image is used only with mode=gatys and init_method=image", field="init_image"
         )
+
+
+def _check_sizes(params: Params, uploads: dict[str, Upload]) -> None:
+    """The engine's own size rules on the decoded images (:meth:`Params.check_images`)."""
+    styles = [(u.width, u.height) for name, u in uploads.items() if name.startswith("style-")]
+    params.check_images((uploads["content"].width, uploads["content"].height), styles)
+
+
+def _unavailable(exc: Exception) -> StylequeueError:
+    """A submission's failed write as the client hears it: the service's name, not its error text.
+
+    A project error that is not about availability (a duplicate id) is passed on as it is.
+    """
+    if isinstance(exc, StylequeueError) and not isinstance(exc, ServiceUnavailable):
+        return exc
+    # bus.publish turns a broker's KafkaError into ServiceUnavailable; the others are raw clients'.
+    service = "kafka" if isinstance(exc, ServiceUnavailable) else (service_name(exc) or "storage")
+    log.warning("submission failed: %s: %s: %s", service, type(exc).__name__, exc)
+    return ServiceUnavailable(unavailable_message(service))
+
+
+def upload_keys(job_id: str, uploads: dict[str, Upload]) -> dict[str, str]:
+    """Each upload's S3 key by its name (content, style-0 …, init_image), with its stored format's
+    suffix: an upright RGB JPEG is kept as a JPEG (:mod:`api.uploads`), everything else is a PNG."""
+    keys = object_keys(job_id)
+    out = {}
+    for name, upload in uploads.items():
+        template = keys["style"].format(index=int(name[6:])) if name.startswith("style-") else keys[name]
+        out[name] = template.removesuffix(".png") + upload.suffix
+    return out
 
 
 def _named_parts(parts: dict[str, list[FilePart]]) -> Iterator[tuple[str, FilePart]]:

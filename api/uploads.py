@@ -9,7 +9,11 @@ Checks, in order, each failing with an error that names the form field:
 5. a full decode (truncated or corrupt files fail here).
 
 The decoded image then gets its EXIF orientation applied and is converted to 8-bit RGB (CMYK,
-grayscale, palette, alpha and 16-bit images), so engines see one kind of input.
+grayscale, palette, alpha and 16-bit images) and stored as a PNG, so engines see one kind of
+input. One exception, for speed: an 8-bit RGB JPEG that needs no rotation already *is* that input,
+so it is stored as it came minus its metadata (:func:`api.jpeg.strip_metadata`: no EXIF, GPS,
+ICC or comments), after a full decode of exactly those bytes. Same pixels, a sixth of the bytes,
+and no 35 ms PNG encode per image.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from api.jpeg import strip_metadata
 from stylequeue.config import ApiConfig
 from stylequeue.errors import ValidationError
 from stylequeue.params.images import check_image_shape
@@ -68,17 +73,31 @@ class Limits:
         }
 
 
+# EXIF orientation values that leave the image as it is stored.
+UPRIGHT = (None, 0, 1)
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
+
+
 @dataclass(frozen=True)
 class Upload:
-    """An accepted image: the normalised PNG and what it was."""
+    """An accepted image: the normalised file (RGB PNG, or an upright RGB JPEG as sent) and what it was."""
 
     field: str
-    png: bytes
+    data: bytes
     width: int
     height: int
     source_format: str  # jpeg, png or webp
     source_mode: str  # Pillow mode before conversion (CMYK, P, I;16 …)
     source_bytes: int
+    stored_format: str = "png"  # png or jpeg
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.stored_format]
+
+    @property
+    def suffix(self) -> str:
+        return ".jpg" if self.stored_format == "jpeg" else ".png"
 
 
 def read_limited(stream: IO[bytes], field: str, limit: int) -> bytes:
@@ -143,10 +162,27 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _as_sent(data: bytes, image: Image.Image, field: str) -> Upload | None:
+    """The upload kept as a JPEG (module docstring), or None when it must be converted."""
+    if image.format != "JPEG" or image.mode != "RGB" or image.getexif().get(0x0112) not in UPRIGHT:
+        return None
+    stripped = strip_metadata(data)
+    if stripped is None:
+        return None
+    kept = Image.open(io.BytesIO(stripped), formats=["JPEG"])
+    _decode(kept, field)  # the bytes that are stored are the bytes that were decoded
+    if kept.size != image.size or kept.mode != "RGB":
+        return None
+    return Upload(field, stripped, kept.width, kept.height, "jpeg", "RGB", len(data), "jpeg")
+
+
 def normalise(data: bytes, field: str, limits: Limits) -> Upload:
-    """Validate one uploaded file and return it as an RGB PNG (see the module docstring)."""
+    """Validate one uploaded file and return it as the engines' input (see the module docstring)."""
     image = _open(data, field, limits)
     source_format, source_mode = FORMATS[image.format], image.mode
+    kept = _as_sent(data, image, field)
+    if kept is not None:
+        return kept
     _decode(image, field)
     image = ImageOps.exif_transpose(image)
     rgb = to_rgb(image)

@@ -89,6 +89,11 @@ def exhausted_reason(attempt: int, max_attempts: int) -> Failure:
     )
 
 
+# Storing a finished job's outcome is retried this long (0.5 + 1 + 2 + 4 + 8 s) before the record
+# is left to be read again: rerunning a job because Redis blinked would run it twice.
+STORE_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
 def backoff_s(attempt: int, base_s: float, cap_s: float) -> float:
     """How long the retry after failed (counted) attempt ``attempt`` waits: base, doubling, capped."""
     return min(cap_s, base_s * 2 ** max(0, attempt - 1))

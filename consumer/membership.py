@@ -29,7 +29,10 @@ log = logging.getLogger(__name__)
 # so the loop returns as soon as the job is done rather than at the end of a long poll.
 KEEP_ALIVE_POLL_MS = 10
 KEEP_ALIVE_WAIT_S = 0.1
-TOP_UP_POLL_MS = 50  # how long a blend batch waits for more queued jobs once it has one
+# How long a blend batch waits for more records once it has one. Every lone job pays it, so it only
+# takes what is queued already (one fetch round trip); it does not wait for jobs yet to come:
+# under load they queue up while a batch runs, and the next take gets them all.
+TOP_UP_POLL_MS = 5
 
 
 class Membership(ConsumerRebalanceListener):

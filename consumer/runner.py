@@ -14,12 +14,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from PIL import Image
+
 from consumer import outputs
-from consumer.engines.base import EngineResult, Hooks, Progress
+from consumer.engines.base import Checkpoint, EngineResult, Hooks, Progress
 from consumer.failures import (
+    STORE_RETRY_DELAYS_S,
     Failure,
     JobReleased,
     Step,
@@ -29,16 +34,20 @@ from consumer.failures import (
     exhausted_reason,
     next_step,
 )
-from stylequeue import bus, metrics
+from stylequeue import bus, metrics, reconciler
 from stylequeue.config import KafkaConfig, WorkerConfig
 from stylequeue.errors import NotFound
 from stylequeue.job import Job, JobError, Status, epoch_s, iso_after
 from stylequeue.modes import validate_job_params
-from stylequeue.status import Deferred
+from stylequeue.status import Deferred, StoredCheckpoint
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.25  # at most four progress transactions a second per job
+# How often a running job asks Redis whether it was cancelled. The engine asks before every
+# iteration; a GPU iteration takes milliseconds, and a round trip for each would cost it a few
+# percent. A cancellation is still seen within a tenth of a second (and a worker's own stop at once).
+CANCEL_POLL_S = 0.1
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Prepared:
     content: Any = None
     styles: list[Any] = field(default_factory=list)
     init_image: Any = None
+    resume: Checkpoint | None = None  # where an earlier attempt got to (None: from the start)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -108,6 +118,22 @@ class ProgressWriter:
         self.written_at = time.monotonic()
 
 
+class CancelPoll:
+    """``requested()`` asked at most every ``CANCEL_POLL_S`` (the first call always asks); once
+    true, it stays true."""
+
+    def __init__(self, requested: Callable[[], bool]) -> None:
+        self.requested = requested
+        self.asked_at = float("-inf")
+        self.cancelled = False
+
+    def __call__(self) -> bool:
+        if not self.cancelled and time.monotonic() - self.asked_at >= CANCEL_POLL_S:
+            self.asked_at = time.monotonic()
+            self.cancelled = bool(self.requested())
+        return self.cancelled
+
+
 class Runner:
     def __init__(self, ctx: Context, control: Control) -> None:
         self.ctx = ctx
@@ -125,16 +151,21 @@ class Runner:
         self.running.clear()
         resolved: dict[str, bool] = {}
         ready: list[Prepared] = []
-        for job in jobs:
-            step = self._prepare(job)
+        # A batch's jobs are claimed and loaded, and later stored, side by side: each is a few
+        # Redis and S3 round trips, and one after another they cost a batch of 8 ~100 ms.
+        steps = outputs.concurrently(partial(self._prepare, job) for job in jobs)
+        for job, step in zip(jobs, steps, strict=True):
             if isinstance(step, Prepared):
                 ready.append(step)
             else:
                 resolved[job.id] = step
         metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).inc(len(ready))
         try:
-            for prepared, outcome in zip(ready, self._execute(ready), strict=True):
-                resolved[prepared.job.id] = self._finalize(prepared, outcome)
+            outcomes = self._execute(ready)
+            ends = outputs.concurrently(
+                partial(self._finalize, p, o) for p, o in zip(ready, outcomes, strict=True)
+            )
+            resolved.update((p.job.id, done) for p, done in zip(ready, ends, strict=True))
         finally:
             metrics.JOBS_IN_FLIGHT.labels(self.ctx.mode).dec(len(ready))
             for prepared in ready:
@@ -191,13 +222,33 @@ class Runner:
             prepared.spool.close()
 
     def _load(self, prepared: Prepared) -> None:
-        job, storage = prepared.job, self.ctx.storage
-        prepared.content = outputs.open_image(storage.get(job.inputs.content), "content")
-        prepared.styles = [outputs.open_image(storage.get(k), "style") for k in job.inputs.styles]
-        if job.inputs.init_image:
-            prepared.init_image = outputs.open_image(storage.get(job.inputs.init_image), "init_image")
+        job, inputs = prepared.job, prepared.job.inputs
+        extra = [inputs.init_image] if inputs.init_image else []
+        content, *rest = outputs.fetch_all(self.ctx.storage, [inputs.content, *inputs.styles, *extra])
+        prepared.content = outputs.open_image(content, "content")
+        prepared.styles = [outputs.open_image(data, "style") for data in rest[: len(inputs.styles)]]
+        if extra:
+            prepared.init_image = outputs.open_image(rest[-1], "init_image")
         prepared.params = validate_job_params(job.mode, job.params, len(prepared.styles))
+        if job.resumed_from is not None:
+            self._load_resume(prepared)
         prepared.hooks = self._hooks(prepared)
+
+    def _load_resume(self, prepared: Prepared) -> None:
+        """The checkpoint the claim resumed from, and the snapshots before it into this attempt's
+        spool: the earlier attempt never uploaded them (it died, or was retried), and the job's
+        S3 copies are its last attempt's."""
+        job, store = prepared.job, self.ctx.store
+        stored = store.checkpoint(job.id)
+        if stored is None:  # the job ended meanwhile (its checkpoint went with it): start over
+            log.warning("job %s: its checkpoint is gone; it starts from the beginning", job.id)
+            return
+        image = Image.frombytes("RGB", stored.size, stored.rgb)
+        prepared.resume = Checkpoint(stored.iteration, stored.stage, image)
+        for iteration, jpeg in sorted(store.snapshots(job.id).items()):
+            prepared.spool.add(iteration, jpeg)
+        log.info("job %s resumes at iteration %d (attempt %d's checkpoint)", job.id, stored.iteration,
+                 stored.attempt)  # fmt: skip
 
     def _orphan(self, message: Job) -> bool:
         """A message whose record is gone (expired or never stored): nothing to run or update."""
@@ -223,21 +274,32 @@ class Runner:
             if job.mode == "gatys":
                 metrics.gatys_iterations(1)
 
-        def on_snapshot(iteration: int, image: Any) -> None:
+        def on_checkpoint(iteration: int, image: Any, checkpoint: Checkpoint | None) -> None:
             self._alive()
             writer.flush()  # the record's progress is never behind its newest snapshot
             jpeg = outputs.jpeg_bytes(image)
-            if not store.put_snapshot(job.id, job.attempt, iteration, jpeg):
+            stored = _stored(job.attempt, checkpoint) if checkpoint is not None else None
+            if not store.put_snapshot(job.id, job.attempt, iteration, jpeg, checkpoint=stored):
                 raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
             prepared.spool.add(iteration, jpeg)
+
+        def on_snapshot(iteration: int, image: Any) -> None:
+            on_checkpoint(iteration, image, None)
+
+        asked = CancelPoll(lambda: store.cancel_requested(job.id))
 
         def should_cancel() -> bool:
             self._alive()
             if self.control.release.is_set():
                 raise JobReleased(f"job {job.id} released: the worker is stopping")
-            return store.cancel_requested(job.id)
+            return asked()
 
-        return Hooks(on_progress=on_progress, on_snapshot=on_snapshot, should_cancel=should_cancel)
+        return Hooks(
+            on_progress=on_progress,
+            on_snapshot=on_snapshot,
+            should_cancel=should_cancel,
+            on_checkpoint=on_checkpoint,
+        )
 
     # --- running -------------------------------------------------------------------------------
 
@@ -250,7 +312,11 @@ class Runner:
 
     def _execute_one(self, p: Prepared) -> EngineResult | BaseException:
         try:
-            return self.ctx.engine.run(p.content, p.styles, p.params, p.hooks, init_image=p.init_image)
+            # Only a job with a checkpoint passes ``resume``: engines that never write one need not take it.
+            resume = {"resume": p.resume} if p.resume is not None else {}
+            return self.ctx.engine.run(
+                p.content, p.styles, p.params, p.hooks, init_image=p.init_image, **resume
+            )
         except Exception as exc:  # a bad job never kills the worker
             return exc
 
@@ -267,21 +333,36 @@ class Runner:
     # --- ending the attempt ----------------------------------------------------------------------
 
     def _finalize(self, p: Prepared, outcome: EngineResult | BaseException | Failure) -> bool:
-        try:
-            if isinstance(outcome, EngineResult):
-                return self._succeed(p, outcome)
-            return self._fail(p, outcome)
-        except Exception as exc:  # storing the outcome failed (S3/Redis/Kafka down): read it again
-            log.exception("job %s: could not store its outcome: %s", p.job.id, exc)
-            return False
+        """Store the outcome, retrying a backing-service outage for a while (every step is
+        idempotent for one attempt: the same result key, a fenced terminal write); only then is
+        the record left to be read again, which would run the job a second time."""
+        for delay in (*STORE_RETRY_DELAYS_S, None):
+            try:
+                if isinstance(outcome, EngineResult):
+                    return self._succeed(p, outcome)
+                return self._fail(p, outcome)
+            except Exception as exc:  # S3/Redis/Kafka away for a moment
+                if delay is None:
+                    log.error(
+                        "job %s: could not store its outcome (%s); it will be read again", p.job.id, exc
+                    )
+                    return False
+                log.warning(
+                    "job %s: storing its outcome failed (%s); retrying in %.1f s", p.job.id, exc, delay
+                )
+                self.active_at = time.monotonic()  # waiting on a service is not a hung job
+                time.sleep(delay)
+        return False
 
     def _succeed(self, p: Prepared, result: EngineResult) -> bool:
-        if "style_cache_hits" in result.meta:  # the blend engine's style-statistics cache
+        if "style_cache_hits" in result.meta:  # the blend engine's style-code cache
+            meta = result.meta
             metrics.style_cache_lookups(
-                result.meta["style_cache_hits"], result.meta.get("style_cache_misses", 0)
+                meta["style_cache_hits"],
+                meta.get("style_cache_misses", 0),
+                meta.get("style_cache_shared_hits", 0),
             )
-        key = outputs.put_result(self.ctx.storage, p.job, result.image)
-        return self._end(p, Status.SUCCEEDED, result_key=key, meta=result.meta)
+        return self._end(p, Status.SUCCEEDED, result=result.image, meta=result.meta)
 
     def _fail(self, p: Prepared, outcome: BaseException | Failure) -> bool:
         if isinstance(outcome, Superseded):
@@ -316,7 +397,12 @@ class Runner:
         if not self.ctx.store.requeue(p.job.id, p.job.attempt, retry_at):
             return True  # fenced off: a newer attempt owns the job
         log.info("job %s retries in %.1f s", p.job.id, wait)
-        bus.publish(self.ctx.producer, self.ctx.kafka, p.job.evolve(status=Status.QUEUED, retry_at=retry_at))
+        reconciler.publish(
+            self.ctx.store,
+            self.ctx.producer,
+            self.ctx.kafka,
+            p.job.evolve(status=Status.QUEUED, retry_at=retry_at),
+        )
         metrics.job_retried(self.ctx.mode)
         return True
 
@@ -328,10 +414,15 @@ class Runner:
             log.exception("job %s: dead-letter publish failed; the record will be read again", job.id)
             return False
 
-    def _end(self, p: Prepared, status: Status, *, result_key=None, error=None, meta=None) -> bool:
-        """Outputs to S3 first, then the compare-and-set terminal write (only then is it committed)."""
-        snapshots = p.spool.upload(self.ctx.storage, p.job)
-        outputs.put_params(self.ctx.storage, p.job)
+    def _end(self, p: Prepared, status: Status, *, result=None, error=None, meta=None) -> bool:
+        """Outputs to S3 first (side by side), then the compare-and-set terminal write (only then
+        is the record committed)."""
+        storage, job = self.ctx.storage, p.job
+        uploads = [lambda: p.spool.upload(storage, job), lambda: outputs.put_params(storage, job)]
+        if result is not None:
+            uploads.append(lambda: outputs.put_result(storage, job, result))
+        snapshots, _, *stored = outputs.concurrently(uploads)
+        result_key = stored[0] if stored else None
         engine = {**self.ctx.engine_info, **_scalars(meta or {})}
         written = self.ctx.store.finish(
             p.job.id,
@@ -357,6 +448,13 @@ def _age_s(timestamp: str | None) -> float | None:
     if not timestamp:
         return None
     return time.time() - epoch_s(timestamp)
+
+
+def _stored(attempt: int, checkpoint: Checkpoint) -> StoredCheckpoint:
+    """The checkpoint as Redis keeps it: the engine's 8-bit image as raw bytes."""
+    return StoredCheckpoint(
+        attempt, checkpoint.iteration, checkpoint.stage, checkpoint.image.size, checkpoint.image.tobytes()
+    )
 
 
 def _scalars(meta: dict[str, Any]) -> dict[str, Any]:

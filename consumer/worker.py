@@ -23,9 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import TopicPartition
+from kafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from consumer.batching import Taken, batch_limit, group_duplicates, plan_commits
 from consumer.membership import Membership
+from consumer.outage import Outage
 from consumer.runner import Context, Control, Runner
 from stylequeue import metrics
 from stylequeue.errors import ValidationError
@@ -70,6 +73,7 @@ class Worker:
         self._renewed_at = 0.0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"job-{ctx.mode}")
         self._limit = batch_limit(ctx.mode, ctx.worker.blend_batch)
+        self._outage = Outage(f"consumer {options.consumer_id}")
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -80,7 +84,7 @@ class Worker:
         log.info("consumer %s serving %s (batch %d)", self.options.consumer_id, self.ctx.mode, self._limit)
         try:
             while not self.stopping.is_set():
-                self.cycle()
+                self._cycle_through_outages()
         finally:
             self.membership.close()
             self._executor.shutdown(wait=True)
@@ -102,6 +106,17 @@ class Worker:
             signal.signal(signum, lambda *_: self.stop())
 
     # --- one pass: take, run, commit ----------------------------------------------------------
+
+    def _cycle_through_outages(self) -> None:
+        """One :meth:`cycle`; a broker or Redis that is away (a restart, a network blip) is waited
+        out with backoff instead of ending the consumer: kafka-python reconnects and rejoins the
+        group by itself, and records not yet resolved are read again."""
+        try:
+            self.cycle()
+        except (KafkaError, RedisError, OSError) as exc:
+            self.stopping.wait(self._outage.failed(exc))
+        else:
+            self._outage.succeeded()
 
     def cycle(self) -> None:
         self._beat()
@@ -146,6 +161,10 @@ class Worker:
         self.membership.keep_alive(future, self._tick)
         try:
             outcome = future.result()
+            self._outage.succeeded()
+        except (RedisError, OSError) as exc:  # Redis (or S3) away: read the records again after a wait
+            outcome = {}
+            self.stopping.wait(self._outage.failed(exc))
         except Exception:  # a bug in the runner: read the records again (attempts stay bounded)
             log.exception("running %d job(s) failed unexpectedly", len(jobs))
             outcome = {}
@@ -234,6 +253,7 @@ def engine_info(engine: Any) -> dict[str, Any]:
         "available": bool(availability.ok),
         "reason": availability.reason if not availability.ok else "",
         "random_weights": bool(availability.random_weights),
+        "model": availability.model,
         "device": str(getattr(engine, "device", "") or ""),
         "host": socket.gethostname(),
         "pid": os.getpid(),

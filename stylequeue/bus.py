@@ -2,9 +2,11 @@
 
 One job topic per mode (``topic_prefix + mode``), so that fast blend jobs never wait behind
 long Gatys jobs, plus one dead-letter topic. Messages are small JSON documents
-(:meth:`Job.to_message`: S3 keys, never image bytes) keyed by job id, so that every message of
-one job lands on the same partition. The producer waits for all in-sync replicas (``acks=all``)
-and :func:`publish` blocks until the broker acknowledged: the API answers 202 only then.
+(:meth:`Job.to_message`: S3 keys, never image bytes) keyed by job id. A job's partition is
+the one with the least backlog (:mod:`stylequeue.placement`; ``STYLEQUEUE_PLACEMENT=key`` hashes
+the id instead), so idle consumers get the next jobs. The producer waits for all in-sync
+replicas (``acks=all``) and :func:`publish` blocks until the broker acknowledged: the API answers
+202 only then.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from stylequeue.job import Job, now_iso
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 15.0
+# How long the broker may hold a consumer's fetch when it has no new records. Kafka answers a
+# held fetch as soon as records arrive; Tansu (the local stack's broker) does not, it answers when
+# the wait is over: a job published during kafka-python's default 500 ms wait sat there ~110 ms
+# (p50, measured; 10 ms at a 100 ms wait, 4.6 ms at 25). A short wait costs an idle consumer about
+# 1000/FETCH_MAX_WAIT_MS empty fetches a second, which is nothing.
+FETCH_MAX_WAIT_MS = 20
 
 
 def _servers(cfg: KafkaConfig) -> list[str]:
@@ -51,9 +59,22 @@ def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
         "delivery_timeout_ms": int(PUBLISH_TIMEOUT_S * 1000),
         "bootstrap_timeout_ms": 10_000,
         "client_id": "stylequeue-api",
+        # Not idempotent: its producer id lives in the broker, and a broker that lost its state (the
+        # local stack's in-memory one, restarted) answers every later send with an error for good.
+        # A duplicate message is harmless here (claims are fenced, terminal records skipped).
+        "enable_idempotence": False,
+        # Topics are made by ensure_topics with their partition count, never by a send to a topic
+        # that a restarted broker lost (the broker's default count would strand jobs on
+        # partitions no consumer was assigned); until the reconciler re-creates them, 503.
+        "allow_auto_create_topics": False,
     }
     options.update(overrides)
     try:
+        if cfg.placement == "backlog":  # job messages go where consumers are free (stylequeue.placement)
+            from stylequeue import placement
+
+            placer = placement.Placer(placement.kafka_lag_source(cfg))
+            return placement.BacklogProducer(placer, cfg.topic_prefix, **options)
         return KafkaProducer(**options)
     except KafkaError as exc:
         raise ServiceUnavailable(f"cannot reach the Kafka broker at {cfg.bootstrap}: {exc}") from exc
@@ -109,6 +130,12 @@ def _warn_small(admin: KafkaAdminClient, cfg: KafkaConfig, topics: list[str]) ->
             )
 
 
+def partition_id(partition: Any) -> int:
+    """A partition's number in a ``describe_topics`` answer: kafka-python names it
+    ``partition_index`` (newer) or ``partition`` (older)."""
+    return int(partition["partition_index"] if "partition_index" in partition else partition["partition"])
+
+
 def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:
     """How many partitions each named topic has (0 when it does not exist)."""
     admin = make_admin(cfg)
@@ -162,6 +189,10 @@ def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any)
         "session_timeout_ms": cfg.session_timeout_ms,
         "heartbeat_interval_ms": cfg.heartbeat_interval_ms,
         "partition_assignment_strategy": (StickyPartitionAssignor,),
+        "allow_auto_create_topics": False,
+        # A topic re-created after a broker restart is noticed within seconds, not five minutes.
+        "metadata_max_age_ms": 10_000,
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
     }
     options.update(overrides)
     consumer = KafkaConsumer(**options)

@@ -19,22 +19,25 @@ COMMAND_MODULES = (
     "consumer.commands.blend",
     "consumer.commands.train",
     "consumer.commands.worker",
+    "consumer.commands.reconcile",
+    "consumer.commands.models",
     "api.commands",
     "stylequeue.localstack",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylequeue", description="Neural style transfer job queue.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING …")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, modules: tuple[str, ...] = COMMAND_MODULES) -> int:
+    """Run a sub-command; ``modules`` narrows the parser to some (an image stage with a few files)."""
+    parser = build_parser(modules)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -83,6 +83,15 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """Where an attempt took over from an earlier one's checkpoint rather than starting over."""
+
+    attempt: int  # the attempt that wrote the checkpoint
+    iteration: int  # iterations it had done; this attempt's progress continues from the next
+    stage: str = ""  # the stage that checkpoint was in, as progress names it ("2/3")
+
+
+@dataclass(frozen=True)
 class JobError:
     code: str
     message: str
@@ -109,6 +118,8 @@ class Job:
     snapshots: tuple[int, ...] = ()
     # What the engine reported about itself: device, random_weights (dev networks), etc.
     engine: dict[str, Any] = field(default_factory=dict)
+    # Set by the claim of an attempt that resumes from a checkpoint (Gatys); None: from the start.
+    resumed_from: Resumed | None = None
 
     def evolve(self, **changes: Any) -> Job:
         return replace(self, **changes)
@@ -148,6 +159,7 @@ class Job:
                 result_key=data.get("result_key"),
                 snapshots=tuple(int(i) for i in data.get("snapshots") or ()),
                 engine=dict(data.get("engine") or {}),
+                resumed_from=Resumed(**data["resumed_from"]) if data.get("resumed_from") else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"malformed job record: {exc!r}", field="job") from exc

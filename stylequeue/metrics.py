@@ -96,7 +96,9 @@ CONSUMER_HEARTBEAT = Gauge(
     multiprocess_mode="max",
 )
 STYLE_CACHE_LOOKUPS = Counter(
-    "stylequeue_style_cache_lookups_total", "Blend style-statistics cache lookups", ["result"]
+    "stylequeue_style_cache_lookups_total",
+    "Blend style-code cache lookups: hit (this consumer's LRU), shared_hit (Redis), miss (encoded)",
+    ["result"],
 )
 
 
@@ -137,12 +139,12 @@ def api_request(route: str, method: str, status: int, seconds: float) -> None:
     API_LATENCY.labels(route, method, str(status)).observe(seconds)
 
 
-def style_cache_lookups(hits: int, misses: int) -> None:
-    """Blend style-statistics cache lookups of one job (``EngineResult.meta``'s counts)."""
-    if hits:
-        STYLE_CACHE_LOOKUPS.labels("hit").inc(hits)
-    if misses:
-        STYLE_CACHE_LOOKUPS.labels("miss").inc(misses)
+def style_cache_lookups(hits: int, misses: int, shared_hits: int = 0) -> None:
+    """Blend style-code cache lookups of one job (``EngineResult.meta``'s counts; ``hits``
+    includes the ``shared_hits`` that Redis answered)."""
+    for result, count in (("hit", hits - shared_hits), ("shared_hit", shared_hits), ("miss", misses)):
+        if count:
+            STYLE_CACHE_LOOKUPS.labels(result).inc(count)
 
 
 def consumer_heartbeat(mode: str, consumer_id: str) -> None:
@@ -175,7 +177,7 @@ def init_series(modes: Iterable[str]) -> None:
         for status in TERMINAL_STATUSES:
             JOBS_FINISHED.labels(mode, status)
         if mode == "blend":  # only the blend engine has a style cache
-            for result in ("hit", "miss"):
+            for result in ("hit", "shared_hit", "miss"):
                 STYLE_CACHE_LOOKUPS.labels(result)
 
 
@@ -269,10 +271,12 @@ class KafkaLagReader:
         from kafka import TopicPartition
         from kafka.admin import OffsetSpec
 
+        from stylequeue import bus
+
         group, topic = self.targets[mode]
         described = self._admin.describe_topics([topic])
         partitions = [
-            TopicPartition(topic, _partition_id(p)) for t in described for p in t.get("partitions") or ()
+            TopicPartition(topic, bus.partition_id(p)) for t in described for p in t.get("partitions") or ()
         ]
         if not partitions:
             return []
@@ -293,11 +297,6 @@ class KafkaLagReader:
                 self._admin.close()
             finally:
                 self._admin = None
-
-
-def _partition_id(partition: Mapping[str, Any]) -> int:
-    # kafka-python's describe_topics names it "partition_index" (newer) or "partition" (older).
-    return int(partition["partition_index"] if "partition_index" in partition else partition["partition"])
 
 
 def make_lag_reader(cfg: Any, modes: Iterable[str]) -> KafkaLagReader:
@@ -430,10 +429,12 @@ def register_gpu_collector(registry: CollectorRegistry = REGISTRY) -> None:
         registry.register(_gpu_collector)
 
 
-def serve_consumer_metrics(port: int, mode: str, consumer_id: str, *, addr: str = "0.0.0.0") -> Any:
+def serve_consumer_metrics(port: int, mode: str, consumer_id: str, *, addr: str | None = None) -> Any:
     """A consumer's metrics: series at zero, the GPU collector, up=1, and ``/metrics`` on ``port``.
 
-    ``port`` 0 serves nothing (the series still count, for tests that read the registry).
+    ``port`` 0 serves nothing (the series still count, for tests that read the registry). The
+    server binds ``addr``, by default ``STYLEQUEUE_METRICS_ADDR`` (loopback: a consumer's metrics
+    are not published to every interface unless a deployment asks, as compose does).
     Returns the HTTP server (or None); call :func:`consumer_stopped` when the consumer stops.
     """
     init_series([mode])
@@ -441,6 +442,10 @@ def serve_consumer_metrics(port: int, mode: str, consumer_id: str, *, addr: str 
     consumer_heartbeat(mode, consumer_id)
     if not port:
         return None
+    if addr is None:
+        from stylequeue.config import WorkerConfig, load
+
+        addr = load(WorkerConfig).metrics_addr
     server, _thread = start_http_server(port, addr)
     log.info("consumer metrics on http://%s:%d/metrics", addr, port)
     return server

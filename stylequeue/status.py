@@ -11,6 +11,9 @@ Keys (``prefix`` defaults to ``stylequeue:``)::
     job:{id}          the job's JSON (Job.to_dict), TTL job_ttl_s from the last change
     losses:{id}       list of {"iteration", "content", "style", "tv", "total"} JSON entries
     snaps:{id}        hash iteration → JPEG bytes, TTL snapshot_ttl_s
+    checkpoint:{id}   hash attempt, iteration, stage, width, height, rgb (raw 8-bit pixels):
+                      where a retried attempt resumes (the latest snapshot's, written with it),
+                      TTL job_ttl_s, removed when the job ends
     cancel:{id}       set when cancellation of a RUNNING job was asked for
     lease:{id}        the running attempt's number, with a TTL (STYLEQUEUE_JOB_LEASE_S) renewed
                       while it runs: no other consumer takes the job over while it exists
@@ -30,7 +33,7 @@ import redis as redis_lib
 
 from stylequeue.config import RedisConfig
 from stylequeue.errors import Conflict, NotFound, ValidationError
-from stylequeue.job import Job, JobError, Progress, Status, epoch_s, now_iso
+from stylequeue.job import Job, JobError, Progress, Resumed, Status, epoch_s, now_iso
 
 DEFAULT_PREFIX = "stylequeue:"
 ENGINE_HASH_TTL_S = 86400
@@ -49,6 +52,50 @@ class Deferred:
     reason: str  # LEASED or BACKOFF
     wait_s: float  # how long until it may be claimed (the lease's or the backoff's time left)
     attempt: int  # the record's attempt when it was refused
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A running attempt's latest resumable point, as ``checkpoint:{id}`` keeps it."""
+
+    attempt: int  # the attempt that wrote it
+    iteration: int
+    stage: str
+    size: tuple[int, int]  # (width, height)
+    # The engine's optimised image, raw 8-bit RGB: lossless, and written every snapshot, so
+    # not PNG (encoding a 2048 px image takes ~0.3 s of the job's time, raw bytes ~10 ms).
+    rgb: bytes
+
+
+@dataclass(frozen=True)
+class Carry:
+    """What a new attempt keeps of the history before it: everything up to the checkpoint.
+
+    Without a checkpoint nothing is kept (the attempt starts over). With one, the loss points
+    and snapshots after its iteration are dropped, since the new attempt computes those
+    iterations again: the history then continues without a gap or a duplicate.
+    """
+
+    resumed: Resumed | None = None
+    losses: int = 0  # leading loss points kept
+    snapshots: tuple[int, ...] = ()  # snapshot iterations kept
+    dropped: tuple[int, ...] = ()  # snapshot iterations removed
+
+
+def plan_carry(checkpoint: Resumed | None, points: Sequence[int], snapshots: Iterable[int]) -> Carry:
+    """The :class:`Carry` for a claim: ``points`` are the loss list's iterations, in list order
+    (ascending: one attempt writes in order, and a claim keeps only a prefix)."""
+    if checkpoint is None:
+        return Carry()
+    done = checkpoint.iteration
+    losses = next((n for n, iteration in enumerate(points) if iteration > done), len(points))
+    ordered = sorted(snapshots)
+    return Carry(
+        checkpoint,
+        losses,
+        tuple(i for i in ordered if i <= done),
+        tuple(i for i in ordered if i > done),
+    )
 
 
 def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
@@ -100,7 +147,7 @@ class StatusStore:
 
     def discard(self, job: Job) -> None:
         """Remove every trace of ``job`` (undoing a submission whose publish failed)."""
-        names = ("job", "losses", "snaps", "cancel", "lease")
+        names = ("job", "losses", "snaps", "checkpoint", "cancel", "lease")
         self.redis.delete(*(self._key(kind, job.id) for kind in names))
         self.redis.zrem(self._key("queue", job.mode), job.id)
 
@@ -176,8 +223,9 @@ class StatusStore:
         holds the lease from now on), None when the job is terminal (cancelled while queued,
         or already finished), or :class:`Deferred` when it may not be taken yet: a RUNNING
         attempt elsewhere still holds a fresh lease (a rebalance moved the message, not the
-        work), or a failed attempt's retry waits for its backoff. The previous attempt's
-        progress, losses and snapshots are dropped.
+        work), or a failed attempt's retry waits for its backoff. Progress, losses and
+        snapshots are kept up to the latest checkpoint and the rest dropped (:class:`Carry`);
+        the record's ``resumed_from`` says where the new attempt starts.
         """
         key, lease = self._key("job", job_id), self._key("lease", job_id)
 
@@ -188,16 +236,19 @@ class StatusStore:
             wait = self._wait(pipe, job)
             if wait is not None:
                 return None, wait
+            carry = self._carry(pipe, job_id)
+            done = carry.resumed.iteration if carry.resumed else 0
             new = job.evolve(
                 status=Status.RUNNING,
                 attempt=job.attempt + 1,
                 started_at=now_iso(),
-                progress=Progress(),
-                snapshots=(),
+                progress=Progress(done, job.progress.total) if carry.resumed else Progress(),
+                snapshots=carry.snapshots,
                 error=None,
                 retry_at=None,
+                resumed_from=carry.resumed,
             )
-            return self._claim_writes(key, lease), new
+            return self._claim_writes(key, lease, carry), new
 
         return self._transaction([key, lease], decide)
 
@@ -213,12 +264,32 @@ class StatusStore:
                 return Deferred(BACKOFF, left_s, job.attempt)
         return None
 
-    def _claim_writes(self, key: str, lease: str) -> Extra:
+    def _carry(self, pipe: Any, job_id: str) -> Carry:
+        """Read what a claim decides on: the checkpoint's place (not its image) and, with one,
+        the loss points' and snapshots' iterations."""
+        attempt, iteration, stage = pipe.hmget(
+            self._key("checkpoint", job_id), "attempt", "iteration", "stage"
+        )
+        if iteration is None:
+            return Carry()
+        checkpoint = Resumed(int(attempt), int(iteration), (stage or b"").decode())
+        points = [json.loads(raw)["iteration"] for raw in pipe.lrange(self._key("losses", job_id), 0, -1)]
+        return plan_carry(checkpoint, points, (int(i) for i in pipe.hkeys(self._key("snaps", job_id))))
+
+    def _claim_writes(self, key: str, lease: str, carry: Carry) -> Extra:
         def write(pipe: Any, job: Job) -> None:
+            losses, snaps = self._key("losses", job.id), self._key("snaps", job.id)
             pipe.set(key, job.to_json(), ex=self.cfg.job_ttl_s)
             pipe.set(lease, str(job.attempt), px=self._lease_ms)
             pipe.zrem(self._key("queue", job.mode), job.id)
-            pipe.delete(self._key("losses", job.id), self._key("snaps", job.id))
+            if carry.losses:
+                pipe.ltrim(losses, 0, carry.losses - 1)
+            else:
+                pipe.delete(losses)
+            if carry.resumed is None:
+                pipe.delete(snaps)
+            elif carry.dropped:
+                pipe.hdel(snaps, *(str(i) for i in carry.dropped))
 
         return write
 
@@ -288,18 +359,50 @@ class StatusStore:
         change = self._fenced(attempt, lambda job: job.evolve(progress=Progress(int(iteration), int(total))))
         return self._update(job_id, change, extra) is not None
 
-    def put_snapshot(self, job_id: str, attempt: int, iteration: int, jpeg: bytes) -> bool:
-        """Keep a snapshot (JPEG) in Redis for ``snapshot_ttl_s``; False if fenced off."""
+    def put_snapshot(
+        self,
+        job_id: str,
+        attempt: int,
+        iteration: int,
+        jpeg: bytes,
+        *,
+        checkpoint: StoredCheckpoint | None = None,
+    ) -> bool:
+        """Keep a snapshot (JPEG) in Redis for ``snapshot_ttl_s``; False if fenced off.
+
+        A ``checkpoint`` replaces the job's previous one in the same transaction, so a claim
+        never sees a checkpoint without the progress and snapshot that go with it.
+        """
 
         def extra(pipe: Any, job: Job) -> None:
             key = self._key("snaps", job.id)
             pipe.hset(key, str(int(iteration)), jpeg)
             pipe.expire(key, self.cfg.snapshot_ttl_s)
+            if checkpoint is not None:
+                self._put_checkpoint(pipe, job.id, checkpoint)
 
         def change(job: Job) -> Job:
             return job.evolve(snapshots=tuple(sorted({*job.snapshots, int(iteration)})))
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
+
+    def _put_checkpoint(self, pipe: Any, job_id: str, checkpoint: StoredCheckpoint) -> None:
+        # As long as the record: a job retried after a long backoff still resumes.
+        key = self._key("checkpoint", job_id)
+        width, height = checkpoint.size
+        place = {"attempt": checkpoint.attempt, "iteration": checkpoint.iteration, "stage": checkpoint.stage}
+        pipe.hset(key, mapping={**place, "width": width, "height": height, "rgb": checkpoint.rgb})
+        pipe.expire(key, self.cfg.job_ttl_s)
+
+    def checkpoint(self, job_id: str) -> StoredCheckpoint | None:
+        """The job's latest checkpoint (None: no attempt has written one, or the job ended)."""
+        data = self.redis.hgetall(self._key("checkpoint", job_id))
+        if not data:
+            return None
+        size = (int(data[b"width"]), int(data[b"height"]))
+        return StoredCheckpoint(
+            int(data[b"attempt"]), int(data[b"iteration"]), data[b"stage"].decode(), size, data[b"rgb"]
+        )
 
     def finish(
         self,
@@ -329,7 +432,10 @@ class StatusStore:
 
         def extra(pipe: Any, job: Job) -> None:
             pipe.zrem(self._key("queue", job.mode), job.id)
-            pipe.delete(self._key("cancel", job.id), self._key("lease", job.id))
+            # An ended job is never resumed: its checkpoint (an image per job) goes now.
+            pipe.delete(
+                self._key("cancel", job.id), self._key("lease", job.id), self._key("checkpoint", job.id)
+            )
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
@@ -360,6 +466,7 @@ class StatusStore:
     def _cancel_queued(self, pipe: Any, job: Job) -> None:
         pipe.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s)
         pipe.zrem(self._key("queue", job.mode), job.id)
+        pipe.delete(self._key("checkpoint", job.id))  # a retry's, never to be resumed now
 
     def _flag_cancel(self, pipe: Any, job: Job) -> None:
         # The flag outlives a retry's requeue: the next attempt sees it and stops at once.
@@ -375,6 +482,10 @@ class StatusStore:
         if data is None:
             raise NotFound(f"no snapshot at iteration {iteration} of job {job_id!r}", field="iteration")
         return data
+
+    def snapshots(self, job_id: str) -> dict[int, bytes]:
+        """Every snapshot still in Redis, iteration → JPEG (a resumed attempt carries them on)."""
+        return {int(i): data for i, data in self.redis.hgetall(self._key("snaps", job_id)).items()}
 
     def snapshot_iterations(self, job_id: str) -> list[int]:
         return sorted(int(i) for i in self.redis.hkeys(self._key("snaps", job_id)))

@@ -9,7 +9,6 @@ network must reach the host the signature names.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
 from typing import IO, Any
@@ -90,9 +89,15 @@ class Storage:
         self.client.head_bucket(Bucket=self.bucket)
 
     def put(self, key: str, data: bytes | IO[bytes], content_type: str = "application/octet-stream") -> None:
-        """Upload ``data``; a file object is streamed in parts, never read whole into memory."""
-        fileobj = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-        self.client.upload_fileobj(fileobj, self.bucket, key, ExtraArgs={"ContentType": content_type})
+        """Upload ``data``; a file object is streamed in parts, never read whole into memory.
+
+        Bytes go up in one PutObject: the transfer manager's threads and futures cost more than a
+        submission's few small objects take to send.
+        """
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data), ContentType=content_type)
+            return
+        self.client.upload_fileobj(data, self.bucket, key, ExtraArgs={"ContentType": content_type})
 
     def _object(self, key: str) -> dict[str, Any]:
         try:
@@ -137,6 +142,17 @@ class Storage:
         """Every key under ``prefix``, sorted."""
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+
+    def job_folders(self, prefix: str = "jobs/") -> list[tuple[str, float]]:
+        """``(job id, newest object's modification time)`` of every ``jobs/<id>/`` folder."""
+        newest: dict[str, float] = {}
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                job_id = obj["Key"][len(prefix) :].split("/", 1)[0]
+                stamp = obj["LastModified"].timestamp()
+                newest[job_id] = max(stamp, newest.get(job_id, stamp))
+        return sorted(newest.items())
 
     def presign(self, key: str, ttl: int) -> str:
         """A GET URL for ``key`` valid ``ttl`` seconds, signed for the public endpoint."""

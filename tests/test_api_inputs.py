@@ -34,9 +34,11 @@ def submit(client, mode="blend", styles=1, init=None, **fields) -> dict:
 
 
 def image(response) -> Image.Image:
+    """The served input; its media type is its format's (an RGB JPEG upload is kept as a JPEG)."""
     assert response.status_code == 200, response.json
-    assert response.mimetype == "image/png"
-    return Image.open(io.BytesIO(response.data))
+    opened = Image.open(io.BytesIO(response.data))
+    assert response.mimetype == f"image/{opened.format.lower()}"
+    return opened
 
 
 def test_job_links_name_each_input(client):
@@ -47,11 +49,12 @@ def test_job_links_name_each_input(client):
     assert client.get(job["links"]["self"]).json["links"] == job["links"]
 
 
-def test_inputs_are_served_as_the_normalised_pngs_that_were_stored(client, s3_storage):
+def test_inputs_are_served_as_the_normalised_images_that_were_stored(client, s3_storage):
     job = submit(client, styles=2)
     content = client.get(job["links"]["content"])
-    assert content.data == s3_storage.get(job["inputs"]["content"])  # the JPEG upload, stored as PNG
-    assert (image(content).format, image(content).mode, image(content).size) == ("PNG", "RGB", (20, 12))
+    assert content.data == s3_storage.get(job["inputs"]["content"])  # an RGB JPEG, kept as a JPEG
+    assert (image(content).format, image(content).mode, image(content).size) == ("JPEG", "RGB", (20, 12))
+    assert content.headers["Content-Disposition"].endswith('-content.jpg"')
     for index, url in enumerate(job["links"]["styles"]):
         style = image(client.get(url))
         assert style.size == (8, 8) and style.getpixel((4, 4)) == STYLE_COLORS[index]

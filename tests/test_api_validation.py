@@ -98,6 +98,52 @@ CASES = {
         "init_image",
     ),
     "init-image-unused": (form(mode="gatys", init_image=part(files.png())), 422, "invalid", "init_image"),
+    # Accepted before, then certain to fail in the engine: the engines' size rule runs on the upload.
+    "blend-content-too-thin-for-size": (
+        form(content=part(files.png((2000, 40))), image_size="64"),
+        422,
+        "invalid",
+        "image_size",
+    ),
+    "gatys-content-too-thin-for-size": (
+        form(mode="gatys", content=part(files.png((400, 20))), image_size="200"),
+        422,
+        "invalid",
+        "image_size",
+    ),
+    # Numbers as a client means them, within bounds the engines can compute with.
+    "seed-over-int32": (form(mode="gatys", seed="2147483648"), 422, "invalid", "seed"),
+    "underscored-number": (form(image_size="1_0_0"), 422, "invalid", "image_size"),
+    "full-width-digits": (form(image_size="\uff11\uff10\uff10"), 422, "invalid", "image_size"),
+    "huge-content-weight": (form(mode="gatys", content_weight="1e308"), 422, "invalid", "content_weight"),
+    "huge-style-weight": (form(mode="gatys", style_weight="1e13"), 422, "invalid", "style_weight"),
+    "1000-layer-names": (
+        form(mode="gatys", style_layers=",".join(["relu1_1"] * 1000)),
+        422,
+        "invalid",
+        "style_layers",
+    ),
+    # 10,000 names are 80 KB: over the text-field limit before the list's own bound is reached.
+    "10000-layer-names": (
+        form(mode="gatys", style_layers=",".join(["relu1_1"] * 10_000)),
+        413,
+        "too_large",
+        None,
+    ),
+    # Form limits, each answering with its own name and value (not the 60 MB request limit).
+    "too-many-parts": (form(**{f"x{i}": "1" for i in range(300)}), 413, "too_large", None),
+    "field-over-limit": (form(colour="r" * 70_000), 413, "too_large", None),
+}
+MESSAGES = {
+    "seed-over-int32": "must be at most 2147483647, got 2147483648",
+    "blend-content-too-thin-for-size": "use at least 450",
+    "gatys-content-too-thin-for-size": "use at least 320",
+    "huge-content-weight": "must be at most 1000000000000",
+    "1000-layer-names": "has 1000 items; the limit is 16",
+    "10000-layer-names": "(STYLEQUEUE_MAX_FIELD_BYTES)",
+    "too-many-parts": "the limit is 200 (STYLEQUEUE_MAX_FORM_PARTS)",
+    "field-over-limit": "the limit of 65536 bytes (STYLEQUEUE_MAX_FIELD_BYTES)",
+    "oversize-request": "250000 bytes",
 }
 
 
@@ -112,8 +158,7 @@ def test_bad_input_is_refused_and_nothing_is_written(case, client, configs, s3_s
     error = response.json["error"]
     assert (error["code"], error["field"]) == (code, field)
     assert error["message"]
-    if case == "oversize-request":
-        assert "250000 bytes" in error["message"]
+    assert MESSAGES.get(case, "") in error["message"]
     assert s3_storage.keys() == []
     assert list(status_store.redis.scan_iter(match=status_store.prefix + "*")) == []
     assert published(configs.kafka) == 0
@@ -124,3 +169,63 @@ def test_a_good_submission_after_bad_ones_is_accepted(client, configs):
     response = client.post("/api/v1/jobs", data=form(), content_type="multipart/form-data")
     assert response.status_code == 202, response.json
     assert published(configs.kafka) == 1
+
+
+def raw_multipart(parts: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart body from (Content-Disposition parameters, data) pairs: parts no client library writes."""
+    boundary = "hostile-boundary"
+    body = b"".join(
+        f"--{boundary}\r\nContent-Disposition: form-data{params}\r\n\r\n".encode() + data + b"\r\n"
+        for params, data in parts
+    )
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [("", b"no name at all"), ('; name="colour"', b"red")],  # was a TypeError: 500
+        [('; filename="c.jpg"', files.jpeg()), ('; name="mode"', b"blend")],
+        [('; name=""', b"empty name"), ('; name="mode"', b"blend")],
+    ],
+    ids=["nameless-field-and-unknown-field", "nameless-file", "empty-name"],
+)
+def test_a_part_without_a_name_is_400_and_nothing_is_written(
+    parts, client, configs, s3_storage, status_store
+):
+    body, content_type = raw_multipart(parts)
+    response = client.post("/api/v1/jobs", data=body, content_type=content_type)
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["code"] == "bad_request" and "no name" in response.json["error"]["message"]
+    assert s3_storage.keys() == [] and published(configs.kafka) == 0
+    assert list(status_store.redis.scan_iter(match=status_store.prefix + "*")) == []
+
+
+def test_an_id_longer_than_the_limit_is_404_naming_it(client):
+    for path in ("", "/result", "/losses", "/snapshots", "/inputs/content"):
+        response = client.get(f"/api/v1/jobs/{'a' * 5000}{path}")
+        assert response.status_code == 404, path
+        assert response.json["error"]["message"].endswith("job ids are at most 64"), path
+
+
+def test_presigned_must_be_a_boolean_422_naming_it(client):
+    job = client.post("/api/v1/jobs", data=form(), content_type="multipart/form-data").json
+    response = client.get(f"{job['links']['result']}?presigned=null")
+    assert response.status_code == 422
+    assert response.json["error"]["field"] == "presigned"
+
+
+def test_non_finite_losses_are_served_as_null_strict_json(client, status_store):
+    """A diverged run's NaN/inf points: JSON.parse refuses bare NaN, so every body is strict JSON."""
+    import json
+
+    job = client.post("/api/v1/jobs", data=form(), content_type="multipart/form-data").json
+    key = f"{status_store.prefix}losses:{job['id']}"
+    status_store.redis.rpush(
+        key, '{"iteration": 1, "content": 1.5, "style": NaN, "tv": Infinity, "total": NaN}'
+    )
+    response = client.get(job["links"]["losses"])
+    text = response.get_data(as_text=True)
+    assert "NaN" not in text and "Infinity" not in text
+    point = json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}"))["losses"][0]
+    assert point == {"iteration": 1, "content": 1.5, "style": None, "tv": None, "total": None}

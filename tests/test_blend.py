@@ -9,11 +9,11 @@ from PIL import Image
 from consumer.engines import registry
 from consumer.engines.adain import mean_std
 from consumer.engines.base import Engine, Hooks
-from consumer.engines.blend import MIN_SIDE, BlendEngine, BlendItem, style_longest
+from consumer.engines.blend import BlendEngine, BlendItem, style_longest
 from consumer.engines.image import resize_longest, rgb_to_yuv, to_image, to_tensor
 from stylequeue.errors import JobCancelled, ValidationError
 from stylequeue.modes import validate_job_params
-from stylequeue.params.blend import MAX_IMAGE_SIZE, BlendParams
+from stylequeue.params.blend import MAX_IMAGE_SIZE, MIN_SIDE, BlendParams
 from stylequeue.params.gatys import GatysParams
 
 pytestmark = pytest.mark.usefixtures("blend_single_thread")

@@ -142,15 +142,13 @@ def test_malformed_artifacts_make_the_engine_unavailable(
         engine.run(random_image(16, 16, 0), [random_image(16, 16, 1)], BlendParams(image_size=16))
 
 
-def test_missing_and_unconfigured_models(blend_config, tmp_path):
-    with pytest.raises(ArtifactError, match="no blend model configured"):
-        load_blend_model(_config(blend_config, ""))
+def test_missing_and_misconfigured_models(blend_config, tmp_path):
     with pytest.raises(ArtifactError, match="nothere.pt"):
         load_blend_model(_config(blend_config, tmp_path / "nothere.pt"))
     with pytest.raises(ConfigError) as info:
         load_blend_model(_config(blend_config, "a.pth,b.pth,c.pth"))
     assert info.value.field == "STYLEQUEUE_BLEND_MODEL"
-    engine = create_engine(_config(blend_config, ""))
+    engine = create_engine(_config(blend_config, tmp_path / "nothere.pt"))
     assert not engine.availability().ok
     assert "STYLEQUEUE_BLEND_MODEL" in engine.availability().reason
 

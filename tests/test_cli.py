@@ -7,7 +7,17 @@ import pytest
 
 from stylequeue import cli
 
-COMMANDS = {"gatys", "blend", "train-blend", "train-blend-data", "consumer", "api", "dev"}
+COMMANDS = {
+    "gatys",
+    "blend",
+    "train-blend",
+    "train-blend-data",
+    "consumer",
+    "reconcile",
+    "models",
+    "api",
+    "dev",
+}
 
 
 def test_every_command_is_registered():

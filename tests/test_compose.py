@@ -61,6 +61,11 @@ def service_env(service: dict) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
+def port_target(port: dict | str) -> int:
+    """A published port's container side; docker-compose 1.29 keeps ``IP:HOST:CONTAINER/tcp`` a string."""
+    return int(port.rsplit(":", 1)[1].split("/")[0]) if isinstance(port, str) else int(port["target"])
+
+
 def volumes(service: dict) -> dict[str, dict[str, str]]:
     """Mount target → {"type", "source"}; docker-compose 1.29 renders short ``src:dst[:mode]`` strings."""
     mounts = {}
@@ -87,6 +92,7 @@ def test_compose_config_accepts_the_file_with_and_without_the_gpu_profile(compos
             "minio-volume",
             "minio-init",
             "api",
+            "reconciler",
             "frontend",
             "prometheus",
             "grafana",
@@ -158,7 +164,7 @@ def test_ports_and_service_names_agree_with_prometheus_grafana_and_nginx(compose
     prom = yaml.safe_load((ROOT / "monitoring/prometheus/prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
     assert jobs["api"]["static_configs"][0]["targets"] == ["api:8000"]
-    assert any(p["target"] == 8000 for p in services["api"]["ports"])
+    assert any(port_target(p) == 8000 for p in services["api"]["ports"])
     assert service_env(services["api"])["STYLEQUEUE_API_BIND"] == "0.0.0.0:8000"
     for mode in MODES:
         sd = jobs[f"consumer-{mode}"]["dns_sd_configs"][0]
@@ -331,7 +337,7 @@ def test_the_python_images_install_what_the_commands_need():
     assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in cpu
     assert re.search(r"TORCH_INDEX=https://download.pytorch.org/whl/cu\d+", gpu)
     for text in (cpu, gpu):
-        assert "FETCH_WEIGHTS" in text and "artifact.resolve" in text
+        assert "FETCH_WEIGHTS" in text and "consumer.commands.models pull ${WEIGHTS}" in text
         assert 'CMD ["stylequeue", "consumer"' in text
     assert 'CMD ["stylequeue", "api"' in api
 

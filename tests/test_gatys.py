@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 
 from consumer.engines import registry, schedule
-from consumer.engines.base import Engine, Hooks
-from consumer.engines.gatys import plan_for, style_size
+from consumer.engines.base import Checkpoint, Engine, Hooks
+from consumer.engines.gatys import iterations_left, plan_for, style_size
 from consumer.engines.image import rgb_to_yuv, to_tensor
 from stylequeue.config import EngineConfig
-from stylequeue.errors import JobCancelled, ValidationError
+from stylequeue.errors import ConfigError, JobCancelled, ValidationError
 from stylequeue.params import parse_params
 from stylequeue.params.gatys import MAX_IMAGE_SIZE, GatysParams
 
@@ -249,10 +249,20 @@ def test_schedule_examples():
     assert schedule.plan(300, 10, min_size=256) == [schedule.Stage(300, 10)]
 
 
-def test_mixed_precision_degrades_to_fp32_on_cpu():
-    config = dataclasses.replace(CONFIG, precision="bf16")
-    result = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params(total_iterations=1))
-    assert result.meta["precision"] == "fp32" and result.meta["device"] == "cpu"
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_explicit_precision_runs_on_cpu_and_meta_says_which(precision):
+    config = dataclasses.replace(CONFIG, precision=precision)
+    result = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params(total_iterations=3))
+    assert result.meta["precision"] == precision and result.meta["device"] == "cpu"
+    assert all(math.isfinite(h["total"]) for h in result.history)
+
+
+def test_fp16_on_cpu_makes_the_engine_unavailable_naming_the_variable():
+    engine = registry.create_engine("gatys", dataclasses.replace(CONFIG, precision="fp16"))
+    availability = engine.availability()
+    assert not availability.ok and "STYLEQUEUE_PRECISION" in availability.reason
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        engine.run(CONTENT, [STYLE], params(total_iterations=1))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
@@ -293,3 +303,84 @@ def test_a_content_too_thin_for_any_size_names_content():
         plan_for(params(image_size=MAX_IMAGE_SIZE), (1_000_000, 1))
     assert info.value.field == "content"
     assert plan_for(params(image_size=MAX_IMAGE_SIZE), (MAX_IMAGE_SIZE, 16))[-1].size == MAX_IMAGE_SIZE
+
+
+# -- resuming from a checkpoint ---------------------------------------------------------------
+
+TWO_STAGES = dict(image_size=45, min_stage_size=32, total_iterations=6)  # 32px × 4, then 45px × 2
+
+
+def checkpoints_of(engine, **overrides) -> list[Checkpoint]:
+    """The checkpoints an uninterrupted two-stage run hands to ``on_checkpoint``."""
+    found: list[Checkpoint] = []
+    hooks = Hooks(on_checkpoint=lambda i, image, checkpoint: found.append(checkpoint))
+    engine.run(CONTENT, [STYLE], params(**{**TWO_STAGES, **overrides}), hooks)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("done", "left"), [(0, [4, 2]), (3, [1, 2]), (4, [0, 2]), (5, [0, 1]), (6, [0, 0]), (9, [0, 0])]
+)
+def test_iterations_left_skips_what_a_checkpoint_had_done(done, left):
+    assert iterations_left([schedule.Stage(32, 4), schedule.Stage(45, 2)], done) == left
+
+
+def test_every_snapshot_comes_with_a_checkpoint_of_the_stage_it_was_in(engine):
+    found = checkpoints_of(engine, snapshot_every=2)
+    assert [(c.iteration, c.stage, c.image.size) for c in found] == [
+        (2, "1/2", (32, 24)),
+        (4, "1/2", (32, 24)),
+        (6, "2/2", (45, 34)),
+    ]
+
+
+def test_a_run_without_a_checkpoint_hook_builds_none_and_snapshots_as_before(engine):
+    rec = Recorder()
+    engine.run(CONTENT, [STYLE], params(**TWO_STAGES, snapshot_every=3), rec.hooks)
+    assert [i for i, _ in rec.snapshots] == [3, 6]
+
+
+@pytest.mark.parametrize(
+    ("done", "stages"), [(2, ["1/2", "1/2", "2/2", "2/2"]), (4, ["2/2", "2/2"]), (5, ["2/2"])]
+)
+def test_a_resumed_run_continues_from_the_checkpoints_iteration_and_stage(engine, done, stages):
+    checkpoint = next(c for c in checkpoints_of(engine, snapshot_every=1) if c.iteration == done)
+    rec = Recorder()
+    result = engine.run(CONTENT, [STYLE], params(**TWO_STAGES), rec.hooks, resume=checkpoint)
+    # Exactly total − k more iterations, numbered on from k + 1; finished stages are skipped.
+    assert [p.iteration for p in rec.progress] == list(range(done + 1, 7))
+    assert [p.stage for p in rec.progress] == stages
+    assert [h["iteration"] for h in result.history] == list(range(done + 1, 7))
+    assert result.meta["iterations"] == 6 and result.image.size == (45, 34)
+
+
+def test_a_resumed_run_starts_from_the_checkpoints_image_not_the_beginning(engine):
+    # From the (blue) style, the first loss of a fresh run is far from what iteration 3 reached.
+    fresh = engine.run(CONTENT, [STYLE], params(**TWO_STAGES, init_method="style"))
+    checkpoint = next(c for c in checkpoints_of(engine, init_method="style", snapshot_every=3))
+    resumed = engine.run(CONTENT, [STYLE], params(**TWO_STAGES, init_method="style"), resume=checkpoint)
+    assert resumed.history[0]["total"] < 0.9 * fresh.history[0]["total"]
+    # L-BFGS memory starts afresh, so it is close to, not equal to, the uninterrupted iteration 4.
+    assert resumed.history[0]["total"] == pytest.approx(fresh.history[3]["total"], rel=0.05)
+
+
+def test_a_checkpoint_at_the_total_just_finishes_with_its_image(engine):
+    last = checkpoints_of(engine, snapshot_every=6)[-1]
+    rec = Recorder()
+    result = engine.run(CONTENT, [STYLE], params(**TWO_STAGES), rec.hooks, resume=last)
+    assert last.iteration == 6 and rec.progress == [] and result.history == []
+    assert result.image.tobytes() == last.image.tobytes()  # colours not preserved: the same image
+
+
+def test_non_finite_losses_fail_the_job_with_the_reason(engine):
+    """Overflowing weights turn every loss NaN and the image black: a failure, never a success."""
+    from consumer.engines.base import Hooks
+    from consumer.engines.gatys import GatysRun, Tick
+
+    run = GatysRun(
+        engine.network("vgg19"), GatysParams(image_size=16), Hooks(), amp=None, random_weights=True
+    )
+    run._report([((1.0, 2.0, 3.0), Tick(1, "1/1", (16, 12)))])  # finite: recorded
+    with pytest.raises(ValidationError, match="non-finite at iteration 2; lower content_weight") as info:
+        run._report([((float("nan"), 2.0, 3.0), Tick(2, "1/1", (16, 12)))])
+    assert info.value.field == "style_weight" and [h["iteration"] for h in run.history] == [1]

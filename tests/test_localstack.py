@@ -73,7 +73,29 @@ def test_service_env_points_clients_at_the_services():
     assert int(env["STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS"]) < 10000
 
 
-def test_dev_runs_everything_says_it_uses_random_weights_and_stops_on_ctrl_c(tmp_path):
+def _http_ok(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def _children(pid: int, pattern: str) -> list:
+    import psutil
+
+    found = []
+    for child in psutil.Process(pid).children():
+        try:
+            if pattern in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # a zombie the supervisor has not reaped yet, or gone already
+            pass
+    return found
+
+
+def test_dev_runs_everything_real_blend_random_gatys_survives_kills_and_stops_on_ctrl_c(tmp_path):
     import os
     import re
     import signal
@@ -82,13 +104,16 @@ def test_dev_runs_everything_says_it_uses_random_weights_and_stops_on_ctrl_c(tmp
     import time
 
     import requests
+    from http_jobs import submit, wait_terminal
+    from services import wait_for
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEQUEUE_")}
     env.update(STYLEQUEUE_CACHE_DIR=str(tmp_path / "no-weights"), PYTHONUNBUFFERED="1")
     log = tmp_path / "dev.log"
+    argv = [sys.executable, "-m", "stylequeue.cli", "dev", "--api-port", "0", "--workers", "1",
+            "--state-dir", str(tmp_path / "state")]  # fmt: skip
     with open(log, "wb") as out:
-        dev = subprocess.Popen([sys.executable, "-m", "stylequeue.cli", "dev", "--api-port", "0", "--workers", "1"],
-                               env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        dev = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not re.search(r"running at (http://\S+)/", log.read_text()) and time.monotonic() < deadline:
@@ -96,12 +121,46 @@ def test_dev_runs_everything_says_it_uses_random_weights_and_stops_on_ctrl_c(tmp
             time.sleep(0.2)
         text = log.read_text()
         url = re.search(r"running at (http://\S+)/", text).group(1)
-        assert "Falling back to STYLEQUEUE_RANDOM_WEIGHTS=1" in text
-        engines = requests.get(f"{url}/api/v1/engines", timeout=10).json()["engines"]
-        assert {e["mode"]: e["consumers"] for e in engines} == {"gatys": 1, "blend": 1}
+        assert "no weights are installed for gatys" in text and "RANDOM WEIGHTS for gatys:" in text
+        engines = {e["mode"]: e for e in requests.get(f"{url}/api/v1/engines", timeout=10).json()["engines"]}
+        assert {mode: e["consumers"] for mode, e in engines.items()} == {"gatys": 1, "blend": 1}
+        assert engines["gatys"]["random_weights"] and not engines["blend"]["random_weights"]
+        assert engines["blend"]["models"] == ["Magenta arbitrary stylization (Ghiasi et al. 2017)"]
+
+        # kill -9 of a consumer and of the API: both come back, the stack keeps serving.
+        for pattern in ("--mode blend", "gunicorn"):
+            (victim,) = _children(dev.pid, pattern)
+            victim.kill()
+            wait_for(lambda p=pattern, v=victim: [c.pid for c in _children(dev.pid, p)] not in ([], [v.pid]),
+                     timeout=60, message=f"{pattern} restarted")  # fmt: skip
+        assert "consumer-blend-0 exited with -9; restarting it" in log.read_text()
+        assert "api exited with -9; restarting it" in log.read_text()
+        wait_for(lambda: _http_ok(f"{url}/healthz"), timeout=60, message="the API answers again")
+        job = submit(url, "blend")
+        assert wait_terminal(url, job["id"], timeout=120)["status"] == "succeeded"
+        assert dev.poll() is None  # nothing stopped the stack
     finally:
         dev.send_signal(signal.SIGINT)
         assert dev.wait(60) == 0, log.read_text()[-3000:]
     assert "stylequeue dev: stopped" in log.read_text()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{url}/healthz", timeout=5)
+
+
+def test_dev_runs_blend_on_magenta_and_only_gatys_on_random_weights(tmp_path, capsys):
+    """A fresh machine: no VGG19 file anywhere, Magenta's networks installed with the package."""
+    environ = {"STYLEQUEUE_CACHE_DIR": str(tmp_path), "STYLEQUEUE_RANDOM_WEIGHTS": "0"}
+    assert localstack.dev_engine_env(environ) == {"gatys": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
+    said = capsys.readouterr().out
+    assert "no weights are installed for gatys" in said and "stylequeue models pull vgg19" in said
+    assert "blend" not in said
+
+
+def test_dev_uses_every_real_weight_file_it_finds(tmp_path, vgg_weight_file):
+    environ = {"STYLEQUEUE_RANDOM_WEIGHTS": "0", "STYLEQUEUE_VGG19_WEIGHTS": str(vgg_weight_file())}
+    assert localstack.dev_engine_env(environ) == {}
+    missing = {"STYLEQUEUE_RANDOM_WEIGHTS": "0", "STYLEQUEUE_VGG19_WEIGHTS": str(vgg_weight_file()),
+               "STYLEQUEUE_BLEND_MODEL": str(tmp_path / "gone.pt")}  # fmt: skip
+    assert localstack.dev_engine_env(missing) == {"blend": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
+    everything = localstack.dev_engine_env({"STYLEQUEUE_RANDOM_WEIGHTS": "1"})
+    assert set(everything) == set(localstack.MODES)

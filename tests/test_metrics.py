@@ -60,8 +60,12 @@ def test_job_events_move_their_metrics():
 
 def test_style_cache_and_heartbeat_events():
     hits = value("stylequeue_style_cache_lookups_total", result="hit")
+    shared = value("stylequeue_style_cache_lookups_total", result="shared_hit")
     metrics.style_cache_lookups(hits=2, misses=1)
     assert value("stylequeue_style_cache_lookups_total", result="hit") == hits + 2
+    metrics.style_cache_lookups(hits=3, misses=0, shared_hits=1)  # one of the three came from Redis
+    assert value("stylequeue_style_cache_lookups_total", result="hit") == hits + 4
+    assert value("stylequeue_style_cache_lookups_total", result="shared_hit") == shared + 1
     metrics.consumer_heartbeat("gatys", "c-test")
     assert value("stylequeue_consumer_up", mode="gatys", consumer="c-test") == 1
     assert (
@@ -309,7 +313,7 @@ def test_consumer_metrics_after_jobs_ran(stack, jobs_ran):
     assert blend[("stylequeue_blend_batch_size_count", ())] >= 1
     lookups = total(blend, "stylequeue_style_cache_lookups_total")
     results = {labels["result"] for labels in labelled(blend, "stylequeue_style_cache_lookups_total")}
-    assert lookups >= 2 and results == {"hit", "miss"}
+    assert lookups >= 2 and results == {"hit", "shared_hit", "miss"}
 
 
 def gunicorn_multiproc_dir(pid: int) -> Path:

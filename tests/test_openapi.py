@@ -10,7 +10,7 @@ import pytest
 from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 from flask import Flask
 
-from api import openapi, routes
+from api import compat, openapi, routes
 from api.app import metrics_view
 from stylequeue.job import Job
 from stylequeue.modes import MODES
@@ -24,6 +24,7 @@ def routed_app() -> Flask:
     app = Flask(__name__, static_folder=None)
     app.register_blueprint(routes.bp)
     app.register_blueprint(routes.health)
+    app.register_blueprint(compat.bp)
     app.add_url_rule("/metrics", "metrics", metrics_view)
     return app
 

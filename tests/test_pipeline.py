@@ -87,4 +87,9 @@ def test_engines_report_their_consumers(stack):
     for mode in ("gatys", "blend"):
         assert engines[mode]["available"] is True
         assert engines[mode]["consumers"] >= 1
-        assert engines[mode]["random_weights"] is True
+    # As on a fresh machine: Gatys on a random VGG (no download here), blend on Magenta's real network.
+    assert engines["gatys"]["random_weights"] is True and engines["gatys"]["models"] == [
+        "VGG19 (RANDOM weights)"
+    ]
+    assert engines["blend"]["random_weights"] is False
+    assert engines["blend"]["models"] == ["Magenta arbitrary stylization (Ghiasi et al. 2017)"]

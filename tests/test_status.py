@@ -9,8 +9,8 @@ import pytest
 from clients import configs, status_store  # noqa: F401
 
 from stylequeue.errors import Conflict, NotFound, ValidationError
-from stylequeue.job import Inputs, Job, JobError, Status, iso_after, object_keys
-from stylequeue.status import BACKOFF, LEASED, Deferred, StatusStore
+from stylequeue.job import Inputs, Job, JobError, Resumed, Status, iso_after, object_keys
+from stylequeue.status import BACKOFF, LEASED, Carry, Deferred, StatusStore, StoredCheckpoint, plan_carry
 
 LEASE_S = 0.3
 
@@ -308,3 +308,69 @@ def test_engine_reports_expire(status_store):
     status_store.report_engine("gatys", "c-3", {"available": True}, ttl_s=0)
     assert status_store.engines(["gatys"]) == {"gatys": []}
     assert status_store.redis.hlen(status_store._key("engines", "gatys")) == 0
+
+
+def loss(iteration: int) -> dict[str, float]:
+    return {"content": 1.0, "style": 1.0 / iteration, "tv": 0.0, "total": 1.0 + 1.0 / iteration}
+
+
+def test_plan_carry_keeps_what_came_up_to_the_checkpoint():
+    checkpoint = Resumed(attempt=1, iteration=4, stage="1/2")
+    assert plan_carry(None, [1, 2, 3], [2]) == Carry()
+    carry = plan_carry(checkpoint, [1, 2, 3, 4, 5, 6], [6, 2, 4])
+    assert (carry.resumed, carry.losses, carry.snapshots, carry.dropped) == (checkpoint, 4, (2, 4), (6,))
+    assert plan_carry(checkpoint, [1, 2], []).losses == 2  # nothing after it: everything stays
+
+
+def test_a_claim_keeps_the_history_up_to_the_checkpoint_and_drops_what_came_after(status_store):
+    status_store = short_lease(status_store)
+    job = make_job()
+    status_store.create(job)
+    assert status_store.claim(job.id).attempt == 1
+    assert status_store.update_progress(
+        job.id, 1, 7, 8, points=[{"iteration": i, **loss(i)} for i in range(1, 8)]
+    )
+    assert status_store.put_snapshot(job.id, 1, 2, b"jpeg-2")
+    checkpoint = StoredCheckpoint(1, 4, "1/2", (2, 1), b"rgbrgb")
+    assert status_store.put_snapshot(job.id, 1, 4, b"jpeg-4", checkpoint=checkpoint)
+    assert status_store.put_snapshot(job.id, 1, 6, b"jpeg-6")  # after the checkpoint: dropped
+    assert status_store.checkpoint(job.id) == checkpoint
+    lapse(status_store, job.id)  # the consumer died after iteration 7
+
+    second = status_store.claim(job.id)
+    assert second.attempt == 2 and second.resumed_from == Resumed(1, 4, "1/2")
+    assert (second.progress.iteration, second.progress.total, second.snapshots) == (4, 8, (2, 4))
+    assert [p["iteration"] for p in status_store.losses(job.id)] == [1, 2, 3, 4]
+    assert status_store.snapshots(job.id) == {2: b"jpeg-2", 4: b"jpeg-4"}
+    assert status_store.get(job.id).to_dict()["resumed_from"] == {
+        "attempt": 1,
+        "iteration": 4,
+        "stage": "1/2",
+    }
+
+    # Attempt 2 dies before a checkpoint of its own: attempt 3 resumes from attempt 1's again.
+    assert status_store.update_progress(job.id, 2, 5, 8, loss(5))
+    lapse(status_store, job.id)
+    third = status_store.claim(job.id)
+    assert third.resumed_from == Resumed(1, 4, "1/2")
+    assert [p["iteration"] for p in status_store.losses(job.id)] == [1, 2, 3, 4]
+    # A stale attempt's checkpoint is refused with its snapshot.
+    assert not status_store.put_snapshot(
+        job.id, 2, 6, b"x", checkpoint=StoredCheckpoint(2, 6, "2/2", (1, 1), b"rgb")
+    )
+    assert status_store.checkpoint(job.id) == checkpoint
+    # An ended job is never resumed: its checkpoint goes.
+    assert status_store.finish(job.id, 3, Status.SUCCEEDED)
+    assert status_store.checkpoint(job.id) is None
+
+
+def test_a_cancelled_retry_drops_its_checkpoint(status_store):
+    job = make_job()
+    status_store.create(job)
+    status_store.claim(job.id)
+    assert status_store.put_snapshot(
+        job.id, 1, 4, b"jpeg", checkpoint=StoredCheckpoint(1, 4, "1/1", (1, 1), b"rgb")
+    )
+    assert status_store.requeue(job.id, 1, iso_after(60))
+    status_store.request_cancel(job.id)
+    assert status_store.checkpoint(job.id) is None

@@ -75,3 +75,72 @@ def test_zero_size_cache_never_stores(blend_engine):
     blend_engine.run(CONTENT, [STYLE], BlendParams(image_size=16))
     result = blend_engine.run(CONTENT, [STYLE], BlendParams(image_size=16))
     assert result.meta["style_cache_hits"] == 0 and len(blend_engine.cache) == 0
+
+
+# --- the Redis tier, shared by consumers ------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _magenta_engine(tmp_path, redis):
+    from consumer.engines.blend import create_engine
+    from stylequeue.config import EngineConfig
+
+    config = EngineConfig(device="cpu", precision="fp32", random_weights=False, cache_dir=tmp_path)
+    return create_engine(config, redis=redis)
+
+
+def test_a_second_consumer_reuses_the_vector_the_first_one_stored(tmp_path, redis_client):
+    first, second = _magenta_engine(tmp_path, redis_client), _magenta_engine(tmp_path, redis_client)
+    assert first.cache is not second.cache  # two consumers: nothing shared in process
+    a = first.run(CONTENT, [STYLE], BlendParams(image_size=32))
+    assert (a.meta["style_cache_hits"], a.meta["style_cache_misses"]) == (0, 1)
+    keys = redis_client.keys("stylequeue:style:magenta-*")
+    assert len(keys) == 1 and 0 < redis_client.ttl(keys[0]) <= first.config.style_cache_ttl_s
+    b = second.run(CONTENT, [STYLE], BlendParams(image_size=48))
+    assert (b.meta["style_cache_hits"], b.meta["style_cache_shared_hits"], b.meta["style_cache_misses"]) == (
+        1,
+        1,
+        0,
+    )
+    c = second.run(CONTENT, [STYLE], BlendParams(image_size=32))  # now in its own LRU
+    assert (c.meta["style_cache_hits"], c.meta["style_cache_shared_hits"]) == (1, 0)
+    np.testing.assert_array_equal(np.asarray(a.image), np.asarray(c.image))  # the shared vector is exact
+
+
+def test_an_unreachable_redis_only_costs_recomputation(tmp_path, caplog):
+    import socket
+
+    import redis
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    down = redis.Redis(port=port, socket_connect_timeout=0.2, socket_timeout=0.2)
+    engine = _magenta_engine(tmp_path, down)
+    first = engine.run(CONTENT, [STYLE], BlendParams(image_size=32))
+    again = engine.run(CONTENT, [STYLE, OTHER], BlendParams(image_size=32))
+    assert first.meta["style_cache_misses"] == 1 and again.meta["style_cache_hits"] == 1
+    warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # one warning for the outage, not one per lookup
+
+
+def test_codes_from_redis_are_never_unpickled(redis_client):
+    from consumer.engines.style_cache import SharedCodes, pack
+
+    shared = SharedCodes(redis_client, "test-model", ttl_s=60)
+    shared.put("k", _stats(2.0))
+    got = shared.get("k")
+    torch.testing.assert_close(got[0], _stats(2.0)[0])
+    redis_client.set(shared.key("evil"), b"\x80\x04cos\nsystem\n(S'echo pwned'\ntR.")  # a pickle
+    assert shared.get("evil") is None
+    assert pack(_stats(1.0))[:2] == b"PK"  # an npz archive, read with allow_pickle=False

@@ -16,8 +16,8 @@ LIMITS = Limits(max_file_bytes=200_000, max_request_bytes=500_000, max_pixels=40
 
 
 def pixels(upload) -> np.ndarray:
-    image = Image.open(io.BytesIO(upload.png))
-    assert image.format == "PNG" and image.mode == "RGB"
+    image = Image.open(io.BytesIO(upload.data))
+    assert image.format == upload.stored_format.upper() and image.mode == "RGB"
     return np.asarray(image)
 
 
@@ -139,3 +139,49 @@ def test_shapes_thinner_than_128_to_1_are_refused_naming_the_field(field, width,
 def test_shapes_up_to_128_to_1_are_accepted(width, height):
     upload = normalise(files.raw_png(width, height, 8, 2), "content", LIMITS)
     assert (upload.width, upload.height) == (width, height)
+
+
+# -- upright RGB JPEGs are kept as sent, without their metadata (api.jpeg) ----------------------
+
+
+def jpeg_with_metadata(**options) -> bytes:
+    """A noisy RGB JPEG carrying EXIF (a GPS block), an ICC profile and a comment, then junk."""
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"  # Make
+    exif[0x8825] = {2: (52.0, 31.0, 0.0)}  # GPSInfo: latitude
+    data = files.encode(image, "JPEG", quality=90, exif=exif.tobytes(), icc_profile=b"ICCPROFILE" * 20,
+                        comment=b"my home address", **options)  # fmt: skip
+    return data + b"<script>trailing junk</script>"
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_an_upright_rgb_jpeg_is_kept_without_its_metadata_and_decodes_to_the_same_pixels(progressive):
+    data = jpeg_with_metadata(progressive=progressive)
+    upload = normalise(data, "content", LIMITS)
+    assert (upload.stored_format, upload.media_type, upload.suffix) == ("jpeg", "image/jpeg", ".jpg")
+    for secret in (b"Exif", b"SecretCam", b"ICC_PROFILE", b"my home address", b"<script>"):
+        assert secret not in upload.data, secret
+    assert upload.data.endswith(b"\xff\xd9") and len(upload.data) < len(data)
+    original = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(pixels(upload), original)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [files.exif_rotated_jpeg(6), files.encode(Image.new("L", (16, 16), 90), "JPEG")],
+    ids=["rotated", "grayscale"],
+)
+def test_a_jpeg_that_needs_converting_becomes_a_png(data):
+    upload = normalise(data, "content", LIMITS)
+    assert (upload.stored_format, upload.media_type) == ("png", "image/png")
+
+
+def test_strip_metadata_refuses_what_it_does_not_understand():
+    from api.jpeg import strip_metadata
+
+    good = files.jpeg()
+    assert strip_metadata(good) is not None
+    assert strip_metadata(b"not a jpeg") is None
+    assert strip_metadata(good[:-2]) is None  # no end marker: truncated
+    assert strip_metadata(good[:40]) is None  # a segment runs past the end

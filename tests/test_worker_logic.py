@@ -194,3 +194,41 @@ def test_a_flush_writes_what_is_buffered_and_a_refusal_supersedes():
     writer.add(progress(3))
     with pytest.raises(Superseded):
         writer.flush()
+
+
+def test_cancel_requests_are_asked_at_most_every_poll_interval(monkeypatch):
+    from consumer import runner
+
+    clock = [100.0]
+    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    answers = iter([False, True])
+    asked = []
+    poll = runner.CancelPoll(lambda: asked.append(clock[0]) or next(answers))
+    assert [poll(), poll(), poll()] == [False, False, False] and asked == [100.0]  # one question
+    clock[0] += 2 * runner.CANCEL_POLL_S
+    assert poll() is True and poll() is True and len(asked) == 2  # once cancelled, it stays so
+
+
+def test_s3_calls_run_side_by_side_in_order_and_all_end_before_an_error():
+    from consumer.outputs import concurrently
+
+    ended = []
+
+    def slow(value):
+        def call():
+            time.sleep(0.05)
+            ended.append(value)
+            return value
+
+        return call
+
+    def failing():
+        raise OSError("S3 away")
+
+    started = time.monotonic()
+    assert concurrently([slow(1), slow(2), slow(3)]) == [1, 2, 3]
+    assert time.monotonic() - started < 0.14  # not one after another (0.15 s)
+    ended.clear()
+    with pytest.raises(OSError, match="S3 away"):
+        concurrently([failing, slow("a"), slow("b")])
+    assert sorted(ended) == ["a", "b"]  # the others finished before the error was raised

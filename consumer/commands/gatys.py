@@ -1,11 +1,14 @@
 """``stylequeue gatys``: run the Gatys engine on local files, with a progress bar.
 
-Accepts the seed CLI's flag names (``--content_image_path``, ``--style_image_path``,
-``--content_weight`` … ``--height``, ``--output_file``). Every engine parameter's flag, help and
-default come from :class:`~stylequeue.params.gatys.GatysParams` (via
-:func:`stylequeue.params.describe`), so no default is written here; the device and weight flags
-override the ``STYLEQUEUE_*`` environment (:class:`~stylequeue.config.EngineConfig`).
-Nothing heavy is imported until the command runs.
+Accepts the seed CLI's flags with the seed's meaning (the Kafka NST project's
+``neural_style_transfer.py``: ``--content_image_path``, ``--style_image_path``, ``--content_weight``
+… ``--height``, ``--output_file``, in its README's underscore spelling and its script's hyphen
+spelling). ``--height`` is the output's height, as it was there; the engine sizes by the longest
+side (``--image_size``), so the command turns one into the other once the content's shape is known.
+Every engine parameter's flag, help and default come from
+:class:`~stylequeue.params.gatys.GatysParams` (via :func:`stylequeue.params.describe`), so no
+default is written here; the device and weight flags override the ``STYLEQUEUE_*`` environment
+(:class:`~stylequeue.config.EngineConfig`). Nothing heavy is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -20,15 +23,29 @@ from consumer.commands.flags import add_param_flags, open_image, param_values
 from stylequeue import config as config_mod
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ValidationError
-from stylequeue.params import parse_params
+from stylequeue.params import coerce, parse_params
 from stylequeue.params.gatys import GatysParams
+from stylequeue.params.images import MAX_IMAGE_SIZE, MIN_SIDE, longest_for_height
 
-# The seed CLI called the output size --height; it means the longest side here (--image_size).
-ALIASES = {"image_size": ["--height"]}
+# The seed script spelled its flags with hyphens (its README with underscores, as ours are): accept
+# both. Its --saving-interval saved an image every N iterations, as --snapshot_every does.
+SEED_SPELLINGS = {
+    "content_weight": ["--content-weight"],
+    "style_weight": ["--style-weight"],
+    "tv_weight": ["--tv-weight"],
+    "init_method": ["--init-method"],
+    "total_iterations": ["--total-iterations"],
+    "learning_rate": ["--learning-rate"],
+    "snapshot_every": ["--saving-interval", "--saving_interval"],
+}
+HEIGHT_HELP = (
+    "height of the output in pixels, aspect ratio kept: the seed CLI's --height (its default was 400). "
+    "Without it the output's longest side is --image_size"
+)
 # Flags for EngineConfig fields: flag → (field, help).
 CONFIG_FLAGS = {
     "--device": ("device", "auto (CUDA when present), cpu, cuda or cuda:N"),
-    "--precision": ("precision", "fp32, or fp16/bf16 mixed precision on CUDA"),
+    "--precision": ("precision", "auto (bf16 where the hardware has it), fp32, bf16, or fp16 (CUDA only)"),
     "--vgg_format": ("vgg_format", "torchvision, caffe or adain: the layout of the weights file"),
     "--cache_dir": ("cache_dir", "where downloaded weights are kept"),
 }
@@ -46,9 +63,15 @@ def register(subparsers: Any) -> None:
         "matrices match the style(s) (Gatys et al.). Defaults come from the engine's parameters.",
     )
     files = parser.add_argument_group("files")
-    files.add_argument("--content_image_path", required=True, type=Path, help="content image")
     files.add_argument(
-        "--style_image_path", required=True, nargs="+", help="style image(s); several, or comma-separated"
+        "--content_image_path", "--content-image-path", required=True, type=Path, help="content image"
+    )
+    files.add_argument(
+        "--style_image_path",
+        "--style-image-path",
+        required=True,
+        nargs="+",
+        help="style image(s); several, or comma-separated",
     )
     files.add_argument("--init_image", type=Path, help="starting image for --init_method image")
     files.add_argument(
@@ -58,9 +81,15 @@ def register(subparsers: Any) -> None:
         help="where to write the result (default: out.png)",
     )
     files.add_argument(
-        "--snapshot_dir", type=Path, help="write a snapshot every --snapshot_every iterations here"
+        "--snapshot_dir",
+        "--output-folder",
+        "--output_folder",
+        type=Path,
+        help="write a snapshot every --snapshot_every iterations here (the seed's --output-folder)",
     )
-    add_param_flags(parser.add_argument_group("engine parameters"), GatysParams, aliases=ALIASES)
+    engine = parser.add_argument_group("engine parameters")
+    engine.add_argument("--height", default=None, metavar="INT", help=HEIGHT_HELP)
+    add_param_flags(engine, GatysParams, aliases=SEED_SPELLINGS)
     _add_config_flags(parser.add_argument_group("device and weights (override STYLEQUEUE_*)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -100,8 +129,32 @@ def _check_choices(changes: dict[str, Any]) -> None:
             )
 
 
-def gatys_params(args: argparse.Namespace) -> GatysParams:
-    return parse_params(GatysParams, param_values(args, GatysParams))
+def gatys_params(args: argparse.Namespace, content_size: tuple[int, int]) -> GatysParams:
+    """The flags' parameters; ``--height`` becomes the ``image_size`` that gives the content that height."""
+    values = param_values(args, GatysParams)
+    if args.height is not None:
+        values["image_size"] = image_size_for_height(args.height, content_size, values.get("image_size"))
+    return parse_params(GatysParams, values)
+
+
+def image_size_for_height(raw: str, content_size: tuple[int, int], image_size: Any) -> int:
+    """The longest side at which the content comes out ``raw`` px high; errors name ``height``.
+
+    Checked here rather than left to ``image_size``'s own bounds so the message names the flag the
+    user typed and the width the height implies.
+    """
+    if image_size is not None:
+        raise ValidationError("give --height or --image_size, not both", field="height")
+    target = coerce("height", int, raw)
+    longest = longest_for_height(*content_size, target) if target > 0 else 0
+    if not MIN_SIDE <= longest <= MAX_IMAGE_SIZE:
+        width, height = content_size
+        raise ValidationError(
+            f"{target} px high, the {width}x{height} content's longest side would be {longest} px; "
+            f"it must be {MIN_SIDE} to {MAX_IMAGE_SIZE}",
+            field="height",
+        )
+    return longest
 
 
 def style_paths(values: list[str]) -> list[Path]:
@@ -109,8 +162,8 @@ def style_paths(values: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    params = gatys_params(args)
     content = open_image(args.content_image_path, "content_image_path")
+    params = gatys_params(args, content.size)
     styles = [open_image(p, "style_image_path") for p in style_paths(args.style_image_path)]
     params.check_styles(len(styles))
     init = open_image(args.init_image, "init_image") if args.init_image else None

@@ -72,7 +72,9 @@ def build(mode: str, consumer_id: str, environ: dict[str, str] | None = None) ->
     objects = storage.Storage.from_config(s3_cfg)
     objects.ensure_bucket()
     statuses = status.StatusStore.from_config(config.load(config.RedisConfig, environ))
-    engine = get_engine(mode, config.load(config.EngineConfig, environ), s3=objects.client)
+    engine = get_engine(
+        mode, config.load(config.EngineConfig, environ), s3=objects.client, redis=statuses.redis
+    )
     info = engine_info(engine)
     log.info("engine %s: %s", mode, info)
     bus.ensure_topics(kafka, [mode])

@@ -28,6 +28,20 @@ class Progress:
     gpu_memory_mb: float | None = None
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where an iterative run can be picked up again: Temporal's heartbeat details, for an image.
+
+    ``image`` is what the engine optimises (before colours are put back), not the snapshot a
+    client sees, so that a retried attempt continues the same optimisation. Handed to
+    ``Hooks.on_checkpoint`` with a snapshot and back to :meth:`Engine.run` as ``resume``.
+    """
+
+    iteration: int  # iterations done, counted over the whole run
+    stage: str  # the stage that did the last of them, as ``Progress.stage`` names it ("2/3")
+    image: Image.Image  # the optimised image at that stage's size, 8 bits a channel
+
+
 @dataclass
 class Hooks:
     """Callbacks a caller hands to :meth:`Engine.run`; every one is optional."""
@@ -35,13 +49,23 @@ class Hooks:
     on_progress: Callable[[Progress], None] | None = None
     on_snapshot: Callable[[int, Image.Image], None] | None = None
     should_cancel: Callable[[], bool] | None = None
+    # A snapshot together with the checkpoint to resume from: given, it receives such snapshots
+    # instead of ``on_snapshot``, so that a caller keeps both in one write.
+    on_checkpoint: Callable[[int, Image.Image, Checkpoint], None] | None = None
 
     def progress(self, progress: Progress) -> None:
         if self.on_progress is not None:
             self.on_progress(progress)
 
-    def snapshot(self, iteration: int, image: Image.Image) -> None:
-        if self.on_snapshot is not None:
+    @property
+    def wants_checkpoints(self) -> bool:
+        """Whether a checkpoint is worth building (it costs a copy of the image off the device)."""
+        return self.on_checkpoint is not None
+
+    def snapshot(self, iteration: int, image: Image.Image, checkpoint: Checkpoint | None = None) -> None:
+        if checkpoint is not None and self.on_checkpoint is not None:
+            self.on_checkpoint(iteration, image, checkpoint)
+        elif self.on_snapshot is not None:
             self.on_snapshot(iteration, image)
 
     def check_cancel(self) -> None:
@@ -55,6 +79,7 @@ class Availability:
     ok: bool
     reason: str = ""
     random_weights: bool = False  # dev/test networks: every report must say so
+    model: str = ""  # the network this engine runs, as users should read it
 
 
 @dataclass
@@ -66,7 +91,11 @@ class EngineResult:
 
 @runtime_checkable
 class Engine(Protocol):
-    """An engine is built once per process (weights loaded once) and run for many jobs."""
+    """An engine is built once per process (weights loaded once) and run for many jobs.
+
+    ``resume`` is optional: only an engine that hands checkpoints to its hooks (Gatys) takes
+    it, and the runner passes it only when the job has one, so other engines may leave it out.
+    """
 
     mode: str
 
@@ -80,4 +109,5 @@ class Engine(Protocol):
         hooks: Hooks | None = None,
         *,
         init_image: Image.Image | None = None,
+        resume: Checkpoint | None = None,
     ) -> EngineResult: ...

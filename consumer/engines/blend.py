@@ -1,10 +1,12 @@
 """The feed-forward dual-style blend engine (``mode = "blend"``).
 
-One content image, one or two style images: the content's relu4_1 features are given each
-style's channel statistics (AdaIN), mixed ``w·AdaIN(c, s1) + (1−w)·AdaIN(c, s2)``, traded off
-against the content features by ``alpha`` and decoded — one encoder and one decoder pass, no
-optimisation. Style statistics are cached (:mod:`.style_cache`), and :meth:`BlendEngine.run_batch`
-decodes several jobs of the same output size in one forward pass.
+One content image, one or two style images, one forward pass, no optimisation. Each style is
+reduced to a code and the codes are mixed by ``ratio``; ``alpha`` trades the mix off against the
+content. With Magenta's pretrained network (the default, :mod:`.magenta`) a code is a 100-d style
+vector, the mix ``w·v1 + (1−w)·v2`` and alpha an interpolation with the content's own vector; with
+an AdaIN model a code is relu4_1 channel statistics and the mix ``w·AdaIN(c, s1) + (1−w)·AdaIN(c, s2)``.
+Codes are cached in process and in Redis (:mod:`.style_cache`), and :meth:`BlendEngine.run_batch`
+renders several jobs of the same output size in one forward pass.
 """
 
 from __future__ import annotations
@@ -22,30 +24,18 @@ import torch
 from PIL import Image
 
 from consumer.engines import device as devices
-from consumer.engines.adain import blend_features, mean_std
 from consumer.engines.base import Availability, EngineResult, Hooks, Progress
-from consumer.engines.blend_model import BlendModel, load_blend_model
-from consumer.engines.image import preserve_colors, resize_longest, size_for_longest, to_image, to_tensor
-from consumer.engines.style_cache import Stats, StyleCache, style_key
+from consumer.engines.blend_model import BlendModel, MagentaModel, load_blend_model, style_longest
+from consumer.engines.image import preserve_colors, resize_longest, to_image, to_tensor
+from consumer.engines.style_cache import SharedCodes, Stats, StyleCache, style_key
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError, ConfigError, EngineUnavailable, ValidationError
 from stylequeue.params import Params
 from stylequeue.params.blend import BlendParams
-from stylequeue.params.images import check_image_shape, min_longest
+from stylequeue.params.images import check_image_shape
 
 log = logging.getLogger(__name__)
 STAGES = ("prepare", "encode", "decode")  # reported in order; the snapshot follows "decode"
-# The fewest pixels on either side the encoder takes: relu4_1 lies behind three ceil-mode 2×2
-# pools and its reflection pad needs 2 px (padding < size), so 9 → 5 → 3 → 2. Fewer fails inside
-# torch with a RuntimeError that would be retried as if transient.
-MIN_SIDE = 9
-
-
-def style_longest(size: tuple[int, int], image_size: int) -> int:
-    """Longest side a style of ``size`` is encoded at: the job's ``image_size``, raised just enough
-    to keep ``MIN_SIDE`` px on the style's shorter side (at most ``MAX_IMAGE_SIZE`` for any style
-    :func:`check_image_shape` accepts)."""
-    return max(image_size, min_longest(*size, MIN_SIDE))
 
 
 @dataclass
@@ -69,8 +59,9 @@ class _Job:
     content: torch.Tensor  # 1×3×H×W in [0, 1]
     weights: list[float]
     started: float
-    stats: list[Stats] = field(default_factory=list)  # looked up once, kept if the job is retried
+    codes: list[Stats] = field(default_factory=list)  # looked up once, kept if the job is retried
     cache_hits: int = 0
+    shared_hits: int = 0
 
 
 class BlendEngine:
@@ -81,26 +72,33 @@ class BlendEngine:
     def __init__(
         self,
         config: EngineConfig,
-        model: BlendModel | None,
+        model: BlendModel | MagentaModel | None,
         device: torch.device | None,
         *,
         reason: str = "",
+        shared: SharedCodes | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.device = device
         self.reason = reason
-        self.cache = StyleCache(config.blend_cache_size)
+        self.cache = StyleCache(config.blend_cache_size, shared)
         self.max_batch = config.blend_max_batch
         self._dtype = devices.autocast_dtype(config.precision, device) if device is not None else None
         self._lock = threading.Lock()  # one forward pass at a time per engine
+
+    @property
+    def precision(self) -> str:
+        """What the network runs in (``auto`` resolved): job records and benchmarks say so."""
+        return devices.precision_name(self._dtype)
 
     # --- the engine protocol ---------------------------------------------------------------
 
     def availability(self) -> Availability:
         if self.model is None:
             return Availability(False, self.reason, random_weights=self.config.random_weights)
-        return Availability(True, self.model.source.location, random_weights=self.model.source.random)
+        source = self.model.source
+        return Availability(True, source.location, random_weights=source.random, model=source.title)
 
     def run(
         self,
@@ -159,8 +157,8 @@ class BlendEngine:
         if not isinstance(params, BlendParams):
             raise ValidationError(f"expected blend parameters, got {type(params).__name__}", field="mode")
         params.check_styles(len(item.styles))
-        _check_images(item, params.image_size)
-        if not self.model.features and params.alpha != 1.0:
+        _check_images(item, params)
+        if not self.model.features and params.alpha != 1.0:  # an opaque seed-format module
             raise ValidationError(
                 "this model is an opaque TorchScript module without encode/decode; only alpha 1.0 is possible",
                 field="alpha",
@@ -201,36 +199,35 @@ class BlendEngine:
                 return [self._forward_seed(job) for job in chunk]
             for job in chunk:
                 self._look_up_styles(job)
-            feats = self.model.encode(torch.cat([job.content for job in chunk]))
-            targets = torch.cat(
-                [
-                    blend_features(feats[i : i + 1], job.stats, job.weights, job.params.alpha)
-                    for i, job in enumerate(chunk)
-                ]
-            )
-            for job in chunk:
                 self._report(job, 2)
-            decoded = self.model.decode(targets)
-        height, width = chunk[0].content.shape[-2:]
-        # ceil-mode pools make the decoder's output up to 7 px larger than the input: crop it.
-        return list(decoded[:, :, :height, :width].float().clamp(0, 1).split(1))
+            out = self.model.render(
+                torch.cat([job.content for job in chunk]),
+                [job.codes for job in chunk],
+                [job.weights for job in chunk],
+                [job.params.alpha for job in chunk],
+            )
+        return list(out.float().clamp(0, 1).split(1))
 
     def _look_up_styles(self, job: _Job) -> None:
-        """Fill ``job.stats`` and ``job.cache_hits`` once: a job retried alone after its batch
+        """Fill ``job.codes`` and the hit counts once: a job retried alone after its batch
         failed keeps its first lookup, so its hits and misses count each style exactly once."""
-        if job.stats:
+        if job.codes:
             return
-        found = [self._style_stats(style, job.params.image_size) for style in job.item.styles]
-        job.stats = [stats for stats, _ in found]
+        shared_before = self.cache.shared_hits
+        found = [self._style_code(style, job.params.image_size) for style in job.item.styles]
+        job.codes = [code for code, _ in found]
         job.cache_hits = sum(hit for _, hit in found)
+        job.shared_hits = self.cache.shared_hits - shared_before  # one forward pass at a time: exact
 
-    def _style_stats(self, style: Image.Image, image_size: int) -> tuple[Stats, bool]:
-        size = style_longest(style.size, image_size)
-        key = style_key(style, size)
+    def _style_code(self, style: Image.Image, image_size: int) -> tuple[Stats, bool]:
+        size = self.model.style_size(style.size, image_size)
+        key = style_key(style, size or 0)  # 0: encoded whole, whatever the job's size
 
         def encode() -> Stats:
-            tensor = self._to_device(resize_longest(style.convert("RGB"), size))
-            return mean_std(self.model.encode(tensor))
+            image = style.convert("RGB")
+            return self.model.style_code(
+                self._to_device(image if size is None else resize_longest(image, size))
+            )
 
         return self.cache.get_or_compute(key, encode)
 
@@ -267,12 +264,14 @@ class BlendEngine:
             "mode": self.mode,
             "random_weights": source.random,
             "model": source.kind,
+            "model_title": source.title,
             "model_location": source.location,
             "device": str(self.device),
-            "precision": "fp32" if self._dtype is None else self.config.precision,
+            "precision": self.precision,
             "batch_size": batch_size,
             "style_cache_hits": job.cache_hits,
-            "style_cache_misses": len(job.stats) - job.cache_hits,
+            "style_cache_shared_hits": job.shared_hits,
+            "style_cache_misses": len(job.codes) - job.cache_hits,
             "size": list(job.content.shape[-1:-3:-1]),  # [width, height]
             "elapsed_s": elapsed,
             "params": job.params.to_dict(),
@@ -291,21 +290,21 @@ class BlendEngine:
         )
 
 
-def _check_images(item: BlendItem, image_size: int) -> None:
-    """Refuse, as invalid input, images the encoder could not take at this job's size."""
+def _check_images(item: BlendItem, params: BlendParams) -> None:
+    """Refuse, as invalid input, images the encoder could not take at this job's size: the same
+    rule the API applies to the uploads (:meth:`BlendParams.check_images`)."""
     check_image_shape(*item.content.size, "content")
     for style in item.styles:
         check_image_shape(*style.size, "style")
-    if min(size_for_longest(*item.content.size, image_size)) < MIN_SIDE:
-        raise ValidationError(
-            f"at {image_size}px the content's shorter side would be under {MIN_SIDE}px; "
-            f"use at least {min_longest(*item.content.size, MIN_SIDE)}",
-            field="image_size",
-        )
+    params.check_images(item.content.size, [style.size for style in item.styles])
 
 
-def create_engine(config: EngineConfig, *, s3: Any | None = None) -> BlendEngine:
-    """Load the configured model once; on failure the engine is built unavailable, with the reason."""
+def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | None = None) -> BlendEngine:
+    """Load the configured model once; on failure the engine is built unavailable, with the reason.
+
+    ``redis`` (a redis-py client) shares style codes between consumers; without it each process
+    keeps its own.
+    """
     _check_limits(config)
     try:
         device = devices.select_device(config.device)
@@ -313,7 +312,10 @@ def create_engine(config: EngineConfig, *, s3: Any | None = None) -> BlendEngine
     except (ArtifactError, ConfigError, EngineUnavailable) as exc:
         log.error("blend engine unavailable: %s", exc)
         return BlendEngine(config, None, None, reason=str(exc))
-    return BlendEngine(config, model, device)
+    shared = None
+    if redis is not None and model.source.identity:
+        shared = SharedCodes(redis, model.source.identity, ttl_s=config.style_cache_ttl_s, device=device)
+    return BlendEngine(config, model, device, shared=shared)
 
 
 def _check_limits(config: EngineConfig) -> None:

@@ -1,16 +1,18 @@
-"""Device choice and CUDA speed settings, applied once per process."""
+"""Device choice, the precision that runs on it, and CUDA speed settings (applied once per process)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 import torch
 
-from stylequeue.errors import EngineUnavailable
+from stylequeue.errors import ConfigError, EngineUnavailable
 
 log = logging.getLogger(__name__)
 _configured = False
+PRECISION_VAR = "STYLEQUEUE_PRECISION"
 
 
 def select_device(spec: str = "auto") -> torch.device:
@@ -36,24 +38,71 @@ def configure_cuda() -> None:
     _configured = True
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; None means full fp32.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# What torch.cpu.get_capabilities() calls bf16 arithmetic in hardware: AMX and AVX512-BF16 tiles
+# and dot products on x86, the BF16 extensions on ARM64. torch.ops.mkldnn._is_mkldnn_bf16_supported()
+# is true on any AVX-512 CPU, where oneDNN only emulates bf16 (converting around fp32 arithmetic):
+# precision given up for no faster arithmetic, so that does not count.
+NATIVE_BF16 = ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16")
 
-    Mixed precision is a CUDA-only option: on CPU it degrades to fp32 (logged once) rather than
-    failing, so the same configuration runs on every consumer.
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware, as torch reports it (cached by torch)."""
+    query = getattr(torch.cpu, "get_capabilities", None)  # torch >= 2.10; older ones: say no
+    capabilities = query() if query is not None else {}
+    return any(bool(capabilities.get(name)) for name in NATIVE_BF16)
+
+
+def resolve_precision(
+    precision: str, device: torch.device, *, cpu_bf16: Callable[[], bool] | None = None
+) -> str:
+    """The precision that runs: ``fp32``, ``bf16`` or ``fp16``.
+
+    ``auto`` picks bf16 where the hardware has it (CUDA with native bf16; a CPU for which
+    ``cpu_bf16()`` says so: injectable, so both branches are testable anywhere) and fp32
+    everywhere else. Explicit values are honoured, except fp16 on a CPU: CPU autocast covers few
+    fp16 kernels and most CPUs have no fp16 arithmetic, so it is refused rather than run slowly.
     """
-    if precision == "fp32":
-        return None
-    if device.type != "cuda":
-        log.info("precision %s ignored on %s: running fp32", precision, device)
-        return None
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+    if precision not in PRECISIONS:
+        raise ConfigError(f"must be one of {', '.join(PRECISIONS)}, got {precision!r}", field=PRECISION_VAR)
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+        native = cpu_bf16 or cpu_has_native_bf16  # looked up now: tests may replace it
+        return "bf16" if device.type == "cpu" and native() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"fp16 needs CUDA; on {device.type} use auto, bf16 or fp32", field=PRECISION_VAR)
+    return precision
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+def autocast_dtype(
+    precision: str, device: torch.device, *, cpu_bf16: Callable[[], bool] | None = None
+) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (``auto`` resolved) on ``device``; None means fp32.
+
+    The API every engine uses: the network runs under :func:`autocast` with this dtype, while
+    Gram matrices, losses, optimiser state and the image stay fp32 (the engines' business).
+    """
+    return DTYPES.get(resolve_precision(precision, device, cpu_bf16=cpu_bf16))
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: what job records and benchmarks report as having run."""
+    return next((name for name, value in DTYPES.items() if value == dtype), "fp32")
+
+
+def autocast(
+    device: torch.device, dtype: torch.dtype | None, *, cache: bool = True
+) -> contextlib.AbstractContextManager:
+    """Mixed precision for the network, or nothing for fp32.
+
+    ``cache=False`` for code captured as a CUDA graph: autocast's cache of cast weights would
+    otherwise be freed after capture while the graph still points at it.
+    """
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
 
 def gpu_memory_mb(device: torch.device) -> float | None:

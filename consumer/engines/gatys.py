@@ -20,9 +20,11 @@ stage, so an iteration is one forward and one backward pass through the truncate
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,23 +33,31 @@ from PIL import Image
 
 from consumer.engines import image as im
 from consumer.engines import losses, schedule
-from consumer.engines.base import Availability, EngineResult, Hooks, Progress
-from consumer.engines.device import autocast_dtype, gpu_memory_mb, reproducible, select_device
+from consumer.engines.base import Availability, Checkpoint, EngineResult, Hooks, Progress
+from consumer.engines.device import (
+    autocast_dtype,
+    gpu_memory_mb,
+    precision_name,
+    reproducible,
+    select_device,
+)
+from consumer.engines.hot_loop import Evaluation, GraphedEvaluation, LossFeed
+from consumer.engines.lbfgs import FixedStepLBFGS
 from consumer.engines.vgg import VGGFeatures, vgg_from_config
 from stylequeue.config import EngineConfig
-from stylequeue.errors import ArtifactError, EngineUnavailable, ValidationError
+from stylequeue.errors import ArtifactError, ConfigError, EngineUnavailable, ValidationError
 from stylequeue.params.gatys import GatysParams
-from stylequeue.params.images import MIN_SIDE, check_image_shape, min_longest
+from stylequeue.params.images import check_image_shape, check_output_size, min_longest
 
 LBFGS_HISTORY = 100  # neural-style's -lbfgs_num_correction default
 # Weights in channels_last make every activation NHWC: cuDNN's tensor-core kernels and oneDNN's
-# CPU kernels both run faster on it (CPU: ~1.2x here). The image itself stays NCHW-contiguous,
-# because torch's L-BFGS flattens the gradient with view(-1).
+# CPU kernels both run faster on it (CPU, VGG19 at 384x288 forward+backward: fp32 ~1.2x, bf16
+# ~1.3x here). The image itself stays NCHW-contiguous: L-BFGS works on its flat view.
 NETWORK_FORMAT = torch.channels_last
 
 
-def create_engine(config: EngineConfig, *, s3: Any | None = None) -> GatysEngine:
-    """The registry's factory (``consumer.engines.registry.FACTORIES['gatys']``)."""
+def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | None = None) -> GatysEngine:
+    """The registry's factory (``consumer.engines.registry.FACTORIES['gatys']``); ``redis`` is unused: Gatys shares nothing."""
     return GatysEngine(config, s3=s3)
 
 
@@ -60,6 +70,7 @@ class GatysEngine:
         self.config = config
         self._s3 = s3
         self._device: torch.device | None = None
+        self._amp: torch.dtype | None | bool = False  # False: not resolved yet
         self._nets: dict[str, VGGFeatures] = {}
         self._lock = threading.Lock()
 
@@ -68,6 +79,18 @@ class GatysEngine:
         if self._device is None:
             self._device = select_device(self.config.device)
         return self._device
+
+    @property
+    def amp(self) -> torch.dtype | None:
+        """The network's autocast dtype (None: fp32): ``STYLEQUEUE_PRECISION`` on this device."""
+        if self._amp is False:
+            self._amp = autocast_dtype(self.config.precision, self.device)
+        return self._amp  # type: ignore[return-value]
+
+    @property
+    def precision(self) -> str:
+        """The precision that runs (``auto`` resolved): ``fp32``, ``bf16`` or ``fp16``."""
+        return precision_name(self.amp)
 
     def network(self, arch: str) -> VGGFeatures:
         """The network ``arch``, loaded on first use and kept for every later job."""
@@ -82,9 +105,11 @@ class GatysEngine:
         random = self.config.random_weights
         try:
             self.network("vgg19")
-        except (ArtifactError, EngineUnavailable) as exc:
+            _ = self.amp  # an impossible precision (fp16 on a CPU) makes it unavailable too
+        except (ArtifactError, ConfigError, EngineUnavailable) as exc:
             return Availability(False, str(exc), random_weights=random)
-        return Availability(True, random_weights=random)
+        weights = "RANDOM weights" if random else f"{self.config.vgg_format} weights"
+        return Availability(True, random_weights=random, model=f"VGG19 ({weights})")
 
     def run(
         self,
@@ -94,7 +119,9 @@ class GatysEngine:
         hooks: Hooks | None = None,
         *,
         init_image: Image.Image | None = None,
+        resume: Checkpoint | None = None,
     ) -> EngineResult:
+        """Run a job; with ``resume``, from that checkpoint on rather than from iteration 0."""
         check_job(params, len(styles), init_image)
         stages = plan_for(params, content.size)
         for style in styles:  # refused now rather than after the first stage's work
@@ -103,10 +130,11 @@ class GatysEngine:
             self.network(params.model),
             params,
             hooks or Hooks(),
-            amp=autocast_dtype(self.config.precision, self.device),
+            amp=self.amp,
             random_weights=self.config.random_weights,
+            graphs=self.config.cuda_graphs and self.device.type == "cuda",
         )
-        return job.execute(stages, content, styles, init_image)
+        return job.execute(stages, content, styles, init_image, resume)
 
 
 def check_job(params: Any, n_styles: int, init_image: Image.Image | None) -> None:
@@ -121,19 +149,26 @@ def check_job(params: Any, n_styles: int, init_image: Image.Image | None) -> Non
 def plan_for(params: GatysParams, content_size: tuple[int, int]) -> list[schedule.Stage]:
     """The job's stages; every stage keeps the content's shorter side at ``MIN_SIDE`` or more."""
     check_image_shape(*content_size, "content")
-    smallest = min_longest(*content_size)
-    if params.image_size < smallest:
-        raise ValidationError(
-            f"at {params.image_size}px the content's shorter side would be under {MIN_SIDE}px; "
-            f"use at least {smallest}",
-            field="image_size",
-        )
+    smallest = check_output_size(*content_size, params.image_size)  # the API's own check, the same code
     return schedule.plan(
         params.image_size,
         params.total_iterations,
         min_size=max(params.min_stage_size, smallest),
         coarse_to_fine=params.coarse_to_fine,
     )
+
+
+def iterations_left(stages: list[schedule.Stage], done: int) -> list[int]:
+    """Each stage's iterations still to run once ``done`` iterations of the plan have run.
+
+    The stages before the one containing ``done`` have none left (a resumed run skips them);
+    that one has the rest of its own; the later ones all of theirs.
+    """
+    left, first = [], 0
+    for stage in stages:
+        left.append(min(stage.iterations, max(0, first + stage.iterations - done)))
+        first += stage.iterations
+    return left
 
 
 def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
@@ -147,36 +182,25 @@ def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
     return max(round(stage_longest * scale), min_longest(*style.size))
 
 
-def make_optimizer(params: GatysParams, pixels: torch.Tensor) -> torch.optim.Optimizer:
-    if params.optimizer == "adam":
-        return torch.optim.Adam([pixels], lr=params.learning_rate)
-    # Negative tolerances: never stop early, so a job always runs the iterations it asked for.
-    return torch.optim.LBFGS(
-        [pixels],
-        lr=params.learning_rate,
-        max_iter=1,  # one iteration per step() call: progress, snapshots and cancellation in between
-        history_size=LBFGS_HISTORY,
-        tolerance_grad=-1,
-        tolerance_change=-1,
-    )
+def make_optimizer(params: GatysParams, pixels: torch.Tensor) -> torch.optim.Optimizer | FixedStepLBFGS:
+    """Adam, or the seeds' L-BFGS (fixed step, no line search) in its sync-free form.
 
-
-def normalised(total: torch.Tensor, grad: torch.Tensor, scale: list[float]) -> torch.Tensor:
-    """The loss and its gradient (in place) times a factor fixed at a stage's first evaluation.
-
-    Both optimisers are blind to a constant factor on the objective except through fixed
-    thresholds: torch's L-BFGS drops curvature pairs with s·y < 1e-10 and Adam adds eps = 1e-8
-    to its denominator. Gradients per pixel range from ~1e-9 (a random or torchvision VGG with
-    neural-style's weights) to ~1e2 (neural-style's Caffe VGG); dividing by the first
-    gradient's mean magnitude puts every network in the range the thresholds were made for.
-    Nothing else changes, with one intended exception: torch's first L-BFGS step is
-    g·min(1, 1/|g|₁)·lr, which vanishes when |g|₁ < 1 and is now always the |g|₁-normalised one.
+    L-BFGS never stops early, so a job always runs the iterations it asked for; each ``step()``
+    is one iteration, so progress, snapshots and cancellation happen in between.
     """
-    if not scale:
-        mean = grad.abs().mean().item()
-        scale.append(1.0 / mean if mean > 0 else 1.0)
-    grad.mul_(scale[0])
-    return total * scale[0]
+    if params.optimizer == "adam":
+        # capturable: on CUDA the step count stays on the device, so a step reads nothing back.
+        return torch.optim.Adam([pixels], lr=params.learning_rate, capturable=pixels.is_cuda)
+    return FixedStepLBFGS(pixels, lr=params.learning_rate, history_size=LBFGS_HISTORY)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What the host knows about an iteration when it runs; its losses arrive later."""
+
+    iteration: int
+    label: str
+    size: tuple[int, int]
 
 
 class GatysRun:
@@ -190,12 +214,16 @@ class GatysRun:
         *,
         amp: torch.dtype | None,
         random_weights: bool,
+        graphs: bool = False,
     ) -> None:
         self.net, self.params, self.hooks, self.amp = net, params, hooks, amp
         self.device = net.mean.device
         self.random_weights = random_weights
+        # Each stage's evaluation captured as a CUDA graph (emulated off CUDA, for tests).
+        self.graphed = graphs
         self.seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
         self.iteration = 0
+        self.resumed_at = 0  # the checkpoint's iteration this run started from (0: the beginning)
         self.history: list[dict[str, float]] = []
         self.started = time.perf_counter()
         self._colour: torch.Tensor | None = None  # the content in colour, at the current stage's size
@@ -206,17 +234,39 @@ class GatysRun:
         content: Image.Image,
         styles: list[Image.Image],
         init_image: Image.Image | None,
+        resume: Checkpoint | None = None,
     ) -> EngineResult:
+        """Run the stages; a resumed run skips what its checkpoint had done.
+
+        The stage containing the checkpoint starts from the checkpoint's image (at that stage's
+        size, so carrying it "up" is the identity) for the iterations it has left; a checkpoint at
+        a stage's last iteration is carried up into the next stage as an uninterrupted run would.
+        """
         self.started = time.perf_counter()
-        pixels: torch.Tensor | None = None
+        pixels = self._resumed(resume)
+        left = iterations_left(stages, self.iteration)
         with reproducible(self.device, self.params.seed is not None):
-            for index, stage in enumerate(stages):
+            for index, (stage, todo) in enumerate(zip(stages, left, strict=True)):
+                if todo == 0 and index < len(stages) - 1:
+                    continue  # done before the checkpoint
                 size = im.size_for_longest(content.width, content.height, stage.size)
                 objective, start = self._stage_setup(size, content, styles, init_image, pixels)
                 label = f"{index + 1}/{len(stages)}"
-                pixels = self._optimise(objective, start, stage.iterations, label, size)
+                pixels = self._optimise(objective, start, todo, label, size)
         assert pixels is not None  # plan() always returns a stage
         return EngineResult(self.image(pixels), self.history, self._meta(stages, content))
+
+    def _resumed(self, resume: Checkpoint | None) -> torch.Tensor | None:
+        """The checkpoint's image in 0–255 units (None: start from the beginning); sets the count.
+
+        A resumed run cannot be bit-identical to an uninterrupted one, seed or not: L-BFGS starts
+        its curvature memory afresh (it was not kept: 2 × ``LBFGS_HISTORY`` image-sized vectors),
+        as does Adam its moments, and the checkpoint's image is 8 bits a channel.
+        """
+        if resume is None:
+            return None
+        self.iteration = self.resumed_at = min(resume.iteration, self.params.total_iterations)
+        return self._tensor(resume.image) * 255.0
 
     # -- per stage -------------------------------------------------------------------------------
 
@@ -241,10 +291,11 @@ class GatysRun:
         objective = losses.Objective(
             self.net,
             weights,
-            losses.content_targets(self.net, content_t, weights.content_layers, p.pooling),
-            losses.style_targets(self.net, style_ts, blend, tuple(weights.style_layers), p.pooling),
+            losses.content_targets(self.net, content_t, weights.content_layers, p.pooling, self.amp),
+            losses.style_targets(self.net, style_ts, blend, tuple(weights.style_layers), p.pooling, self.amp),
             pooling=p.pooling,
             autocast_dtype=self.amp,
+            autocast_cache=not self.graphed,  # a captured graph must not hold autocast's cache
         )
         if previous is not None:
             # Carry the image up to the next size rather than starting over.
@@ -308,19 +359,19 @@ class GatysRun:
         label: str,
         size: tuple[int, int],
     ) -> torch.Tensor:
+        """Run one stage's iterations without waiting for the device between them.
+
+        The host only issues work: cancellation is a host flag, losses reach the host through
+        a :class:`LossFeed` and are reported when they have arrived. Only a snapshot waits (it
+        needs the image), and it is rare.
+        """
+        if iterations == 0:  # resumed at the very end: the checkpoint is the result
+            return start.detach()
         pixels = start.detach().contiguous().requires_grad_(True)
+        evaluation = Evaluation(lambda px: objective(px / 255.0, px), pixels)
+        closure = GraphedEvaluation(evaluation) if self.graphed else evaluation
         optimizer = make_optimizer(self.params, pixels)
-        last: list[torch.Tensor] = []
-        scale: list[float] = []
-
-        def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            total, parts = objective(pixels / 255.0, pixels)
-            total.backward()
-            last[:] = [parts]
-            assert pixels.grad is not None
-            return normalised(total, pixels.grad, scale)
-
+        feed = LossFeed(self.device, iterations)
         for _ in range(iterations):
             self.hooks.check_cancel()
             optimizer.step(closure)
@@ -329,30 +380,51 @@ class GatysRun:
                 # alone because clamping between its steps would corrupt its curvature history.
                 with torch.no_grad():
                     pixels.clamp_(0, 255)
-            self._after_iteration(last[0], pixels, label, size)
+            self.iteration += 1
+            assert evaluation.parts is not None
+            feed.push(evaluation.parts, Tick(self.iteration, label, size))
+            self._report(feed.ready())
+            if self._snapshot_due():
+                self._report(feed.drain())  # the record's progress is never behind a snapshot
+                self.hooks.snapshot(self.iteration, self.image(pixels), self._checkpoint(pixels, label))
+        self._report(feed.drain())
         return pixels.detach()
 
-    def _after_iteration(
-        self, parts: torch.Tensor, pixels: torch.Tensor, label: str, size: tuple[int, int]
-    ) -> None:
-        self.iteration += 1
-        content, style, tv = parts.tolist()  # one device sync for all three
-        loss = {"content": content, "style": style, "tv": tv, "total": content + style + tv}
-        self.history.append({"iteration": self.iteration, **loss})
-        total = self.params.total_iterations
-        self.hooks.progress(
-            Progress(
-                iteration=self.iteration,
-                total=total,
-                elapsed_s=time.perf_counter() - self.started,
-                losses=loss,
-                stage=label,
-                size=size,
-                gpu_memory_mb=gpu_memory_mb(self.device),
-            )
+    def _checkpoint(self, pixels: torch.Tensor, label: str) -> Checkpoint | None:
+        """What a retried attempt resumes from: the optimised image itself, before colours are
+        put back (the snapshot has them), clamped to 8 bits as a stage's carried-up image is."""
+        if not self.hooks.wants_checkpoints:
+            return None
+        return Checkpoint(self.iteration, label, im.to_image(pixels.detach() / 255.0))
+
+    def _snapshot_due(self) -> bool:
+        return (
+            self.iteration % self.params.snapshot_every == 0 or self.iteration == self.params.total_iterations
         )
-        if self.iteration % self.params.snapshot_every == 0 or self.iteration == total:
-            self.hooks.snapshot(self.iteration, self.image(pixels))
+
+    def _report(self, arrived) -> None:
+        """History and a progress record for each iteration whose losses have arrived."""
+        for (content, style, tv), tick in arrived:
+            loss = {"content": content, "style": style, "tv": tv, "total": content + style + tv}
+            if not math.isfinite(loss["total"]):
+                # Overflowing weights make every later step NaN and the image black: that is a
+                # failed job with a reason, never a "succeeded" one (and never NaN in /losses).
+                raise ValidationError(
+                    f"losses became non-finite at iteration {tick.iteration}; lower content_weight/style_weight",
+                    field="style_weight",
+                )
+            self.history.append({"iteration": tick.iteration, **loss})
+            self.hooks.progress(
+                Progress(
+                    iteration=tick.iteration,
+                    total=self.params.total_iterations,
+                    elapsed_s=time.perf_counter() - self.started,
+                    losses=loss,
+                    stage=tick.label,
+                    size=tick.size,
+                    gpu_memory_mb=gpu_memory_mb(self.device),
+                )
+            )
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -369,7 +441,8 @@ class GatysRun:
         return {
             "random_weights": self.random_weights,
             "device": str(self.device),
-            "precision": "fp32" if self.amp is None else str(self.amp).removeprefix("torch."),
+            "precision": precision_name(self.amp),
+            "cuda_graphs": self.graphed and self.device.type == "cuda",
             "model": self.net.arch,
             "weights_format": self.net.fmt,
             "weights": self.net.source.path,
@@ -380,5 +453,5 @@ class GatysRun:
             ],
             "iterations": self.iteration,
             "elapsed_s": round(elapsed, 3),
-            "ms_per_iteration": round(1000 * elapsed / max(1, self.iteration), 2),
+            "ms_per_iteration": round(1000 * elapsed / max(1, self.iteration - self.resumed_at), 2),
         }

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from consumer.engines.catalogue import cached_path, entry
 from stylequeue import artifact
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError
@@ -44,14 +45,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
+# What to do when a format's file is missing: the catalogue entry to pull and the setting that names
+# it ({pull}, {url}, {ARCH}, {path} are filled in from the catalogue). The torchvision default URL
+# is the file's cache name, so once pulled it is found without network; the others need the
+# setting pointed at the file.
 HOW_TO_GET = {
-    "torchvision": "Download https://download.pytorch.org/models/{arch}-*.pth (torchvision) and set "
-    "STYLEQUEUE_{ARCH}_WEIGHTS to its path, or leave the default URL where the network is reachable.",
-    "caffe": "Get vgg19-d01eb7cb.pth from neural-style-pt (models/download_models.py) and set "
-    "STYLEQUEUE_VGG19_WEIGHTS to its path with STYLEQUEUE_VGG_FORMAT=caffe.",
-    "adain": "Get vgg_normalised.pth from pytorch-AdaIN's release page and set "
-    "STYLEQUEUE_VGG19_WEIGHTS to its path with STYLEQUEUE_VGG_FORMAT=adain.",
+    "torchvision": "Run '{pull}' (fetches {url} into STYLEQUEUE_CACHE_DIR, where the default "
+    "STYLEQUEUE_{ARCH}_WEIGHTS finds it), or set STYLEQUEUE_{ARCH}_WEIGHTS to a local copy of it.",
+    "caffe": "Run '{pull}' and set STYLEQUEUE_{ARCH}_WEIGHTS={path} with STYLEQUEUE_VGG_FORMAT=caffe.",
+    "adain": "Run '{pull}' and set STYLEQUEUE_VGG19_WEIGHTS={path} with STYLEQUEUE_VGG_FORMAT=adain.",
 }
+CATALOGUE_NAMES = {"torchvision": "{arch}", "caffe": "{arch}-caffe", "adain": "adain-encoder"}
 
 
 def build_layers(arch: str, fmt: str) -> nn.Sequential:
@@ -277,6 +281,13 @@ def vgg_from_config(config: EngineConfig, arch: str, *, s3: Any | None = None) -
         )
         return load_vgg(arch, fmt, None)
     uri = config.vgg19_weights if arch == "vgg19" else config.vgg16_weights
-    how = HOW_TO_GET[fmt].format(arch=arch, ARCH=arch.upper())
+    how = how_to_get(fmt, arch, config.cache_dir)
     path = artifact.resolve(uri, cache_dir=config.cache_dir, s3=s3, how_to_get=how)
     return load_vgg(arch, fmt, path)
+
+
+def how_to_get(fmt: str, arch: str, cache_dir: Path) -> str:
+    """The remedy for a missing ``fmt``/``arch`` file, naming its exact ``stylequeue models pull``."""
+    item = entry(CATALOGUE_NAMES[fmt].format(arch=arch))
+    path = cached_path(item, cache_dir)
+    return HOW_TO_GET[fmt].format(pull=item.pull_command, url=item.url, ARCH=arch.upper(), path=path)

@@ -32,6 +32,7 @@ from consumer.engines.adain import (
     style_layer_indices,
 )
 from consumer.engines.blend_model import load_modules, random_model, save_artifact
+from consumer.engines.catalogue import cached_path, entry
 from consumer.engines.vgg import read_state_dict
 from consumer.training.dataset import ImageFolder
 from consumer.training.settings import TrainSettings
@@ -76,18 +77,20 @@ class Trainer:
         if self.settings.random_encoder:
             log.warning("training against a RANDOM encoder: the artifact is for tests only")
             return random_model().module.encoder
-        path = self._resolve(self.settings.encoder, s3)
+        path = self._resolve(self.settings.encoder, s3, "adain-encoder")
         return load_modules(build_encoder(), read_state_dict(path), path.name, "vgg_normalised.pth encoder")
 
     def _decoder(self, s3: Any | None) -> nn.Sequential:
         decoder = build_decoder()
         if self.settings.decoder_init:
-            path = self._resolve(self.settings.decoder_init, s3)
+            path = self._resolve(self.settings.decoder_init, s3, "adain-decoder")
             load_modules(decoder, read_state_dict(path), path.name, "AdaIN decoder.pth")
         return decoder.requires_grad_(True)
 
-    def _resolve(self, uri: str, s3: Any | None) -> Path:
-        how = "Get vgg_normalised.pth / decoder.pth from pytorch-AdaIN's release page."
+    def _resolve(self, uri: str, s3: Any | None, name: str) -> Path:
+        """``uri`` as a local file; when missing, the error names the catalogue entry to pull."""
+        item = entry(name)
+        how = f"Run '{item.pull_command}' and give its path, {cached_path(item, self.config.cache_dir)}."
         return artifact.resolve(uri, cache_dir=self.config.cache_dir, s3=s3, how_to_get=how)
 
     # --- losses and steps ------------------------------------------------------------------------

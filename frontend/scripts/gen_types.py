@@ -125,17 +125,17 @@ def fixture_source() -> str:
     defaults = {f.name: f.default for f in fields(ApiConfig)}
     # Fixed test data: one engine ready (on random weights), one missing its model.
     status = {
-        "gatys": (True, "", True, 1),
-        "blend": (False, "model artifact not installed", False, 0),
+        "gatys": (True, "", True, 1, ["VGG19 (RANDOM weights)"]),
+        "blend": (False, "model artifact not installed", False, 0, []),
     }
     engines = []
     for mode, cls in MODES.items():
-        available, reason, random_weights, consumers = status.get(mode, (True, "", False, 1))
+        available, reason, random_weights, consumers, models = status.get(mode, (True, "", False, 1, []))
         engines.append({
             "mode": mode, "title": mode.capitalize(), "description": f"the {mode} engine",
             "min_styles": cls.min_styles, "max_styles": cls.max_styles,
             "parameters": describe(cls), "available": available, "reason": reason,
-            "random_weights": random_weights, "consumers": consumers,
+            "random_weights": random_weights, "models": models, "consumers": consumers,
         })  # fmt: skip
     limits = {
         "max_file_bytes": defaults["max_file_bytes"],

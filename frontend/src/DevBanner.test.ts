@@ -7,6 +7,8 @@ describe('DevBanner', () => {
   it('warns when an engine runs on random weights', () => {
     render(DevBanner, { engines: engines().engines });
     expect(screen.getByRole('status')).toHaveTextContent('Gatys runs on random weights');
+    expect(screen.getByTestId('dev-fix-gatys')).toHaveTextContent('stylequeue models pull vgg19');
+    expect(screen.queryByTestId('dev-fix-blend')).toBeNull(); // only the engines still on random weights
   });
 
   it('stays away with real weights', () => {

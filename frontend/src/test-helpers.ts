@@ -31,6 +31,7 @@ export function job(overrides: Partial<Job> = {}): Job {
     result_key: null,
     snapshots: [],
     engine: {},
+    resumed_from: null,
     links: {
       self: `/api/v1/jobs/${id}`,
       result: `/api/v1/jobs/${id}/result`,

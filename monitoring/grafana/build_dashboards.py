@@ -165,7 +165,7 @@ WORKERS = (
                 "Style cache hit ratio",
                 (
                     (
-                        f'sum by (instance) (rate(stylequeue_style_cache_lookups_total{{result="hit"}}[{RATE}]))'
+                        f'sum by (instance) (rate(stylequeue_style_cache_lookups_total{{result=~"hit|shared_hit"}}[{RATE}]))'
                         f" / sum by (instance) (rate(stylequeue_style_cache_lookups_total[{RATE}]))",
                         "{{instance}}",
                     ),

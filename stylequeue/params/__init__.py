@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +22,13 @@ from typing import Any, ClassVar
 
 from stylequeue.errors import ValidationError
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+# Numbers as JSON and HTML forms write them, ASCII only: Python's int() and float() would also take
+# "1_0_0" and full-width digits, which no client means as a number. nan/inf pass here so that the
+# range check can say "must be a finite number".
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class Spec:
     choices: tuple[str, ...] | None = None
     # For tuple-valued parameters: allowed item values (e.g. layer names) and the item range.
     item_choices: tuple[str, ...] | None = None
+    # For tuple-valued parameters: the most items (a list is never unbounded).
+    max_items: int | None = None
 
 
 def param(default: Any, help: str, **spec: Any) -> Any:
@@ -58,6 +66,13 @@ class Params:
 
     def check(self) -> None:
         """Cross-field rules; subclasses override. Raise :class:`ValidationError`."""
+
+    def check_images(self, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
+        """Rules that depend on the input images' sizes (width, height); subclasses override.
+
+        Pure and torch-free, so the API refuses at submission exactly what the engine would refuse
+        when it runs: the engines call the same method on the decoded images.
+        """
 
     def check_styles(self, n_styles: int) -> None:
         """Rules that depend on how many style images came with the job."""
@@ -85,16 +100,30 @@ def _spec(f: dataclasses.Field) -> Spec:
     return f.metadata["spec"]
 
 
+def quoted(raw: Any, limit: int = 40) -> str:
+    """``repr(raw)``, cut to ``limit`` characters: an error repeats what was sent, not 500 KB of it."""
+    text = repr(raw)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(str(raw))} characters)"
+
+
+def show_number(value: float) -> str:
+    """A number as a client wrote it: integers in full (2147483648, not 2.14748e+09), floats exactly."""
+    if isinstance(value, int) or (value.is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return repr(value)
+
+
 def _check_number(name: str, value: float, spec: Spec) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError("must be a finite number", field=name)
-    if spec.min is not None:
-        if spec.min_exclusive and value <= spec.min:
-            raise ValidationError(f"must be greater than {spec.min:g}, got {value:g}", field=name)
-        if not spec.min_exclusive and value < spec.min:
-            raise ValidationError(f"must be at least {spec.min:g}, got {value:g}", field=name)
-    if spec.max is not None and value > spec.max:
-        raise ValidationError(f"must be at most {spec.max:g}, got {value:g}", field=name)
+    low, high, got = spec.min, spec.max, show_number(value)
+    if low is not None:
+        if spec.min_exclusive and value <= low:
+            raise ValidationError(f"must be greater than {show_number(low)}, got {got}", field=name)
+        if not spec.min_exclusive and value < low:
+            raise ValidationError(f"must be at least {show_number(low)}, got {got}", field=name)
+    if high is not None and value > high:
+        raise ValidationError(f"must be at most {show_number(high)}, got {got}", field=name)
 
 
 def _check_field(f: dataclasses.Field, value: Any) -> None:
@@ -107,15 +136,23 @@ def _check_field(f: dataclasses.Field, value: Any) -> None:
         _check_number(f.name, value, spec)
     elif isinstance(value, str):
         if spec.choices is not None and value not in spec.choices:
-            raise ValidationError(f"must be one of {', '.join(spec.choices)}; got {value!r}", field=f.name)
+            raise ValidationError(
+                f"must be one of {', '.join(spec.choices)}; got {quoted(value)}", field=f.name
+            )
     elif isinstance(value, tuple):
+        _check_length(f.name, len(value), spec)
         for item in value:
             if spec.item_choices is not None and item not in spec.item_choices:
                 raise ValidationError(
-                    f"unknown value {item!r}; allowed: {', '.join(spec.item_choices)}", field=f.name
+                    f"unknown value {quoted(item)}; allowed: {', '.join(spec.item_choices)}", field=f.name
                 )
             if isinstance(item, (int, float)) and not isinstance(item, bool):
                 _check_number(f.name, item, spec)
+
+
+def _check_length(name: str, length: int, spec: Spec) -> None:
+    if spec.max_items is not None and length > spec.max_items:
+        raise ValidationError(f"has {length} items; the limit is {spec.max_items}", field=name)
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -132,19 +169,19 @@ def _coerce_scalar(name: str, tp: Any, raw: Any) -> Any:
         if isinstance(raw, bool):
             return raw
         text = str(raw).strip().lower()
-        if text in _TRUE:
+        if text in TRUE_WORDS:
             return True
-        if text in _FALSE:
+        if text in FALSE_WORDS:
             return False
-        raise ValidationError(f"must be true or false, got {raw!r}", field=name)
+        raise ValidationError(f"must be true or false, got {quoted(raw)}", field=name)
     if tp in (int, float):
         if isinstance(raw, bool):
-            raise ValidationError(f"must be a number, got {raw!r}", field=name)
+            raise ValidationError(f"must be a number, got {quoted(raw)}", field=name)
         try:
-            number = float(raw) if tp is float else _to_int(raw)
-        except (TypeError, ValueError):
+            number = _to_float(raw) if tp is float else _to_int(raw)
+        except (TypeError, ValueError, OverflowError):
             kind = "an integer" if tp is int else "a number"
-            raise ValidationError(f"must be {kind}, got {raw!r}", field=name) from None
+            raise ValidationError(f"must be {kind}, got {quoted(raw)}", field=name) from None
         return number
     return str(raw)
 
@@ -154,11 +191,30 @@ def _to_int(raw: Any) -> int:
         if not raw.is_integer():
             raise ValueError(raw)
         return int(raw)
-    return int(str(raw).strip())
+    if isinstance(raw, int):
+        return raw
+    text = str(raw).strip()
+    # Python refuses int() of more than 4300 digits with its own ValueError; so do we, sooner.
+    if len(text) > 100 or not _INT.fullmatch(text):
+        raise ValueError(raw)
+    return int(text)
 
 
-def coerce(name: str, tp: Any, raw: Any) -> Any:
-    """Turn untyped input (a form string, a JSON value) into the field's Python type."""
+def _to_float(raw: Any) -> float:
+    if isinstance(raw, (int, float)):
+        return float(raw)
+    text = str(raw).strip()
+    if len(text) > 100 or not _FLOAT.fullmatch(text):
+        raise ValueError(raw)
+    return float(text)
+
+
+def coerce(name: str, tp: Any, raw: Any, spec: Spec | None = None) -> Any:
+    """Turn untyped input (a form string, a JSON value) into the field's Python type.
+
+    With the field's ``spec``, a list longer than its ``max_items`` is refused before its items are
+    coerced one by one.
+    """
     base, optional = _base_type(tp)
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         if optional:
@@ -169,6 +225,8 @@ def coerce(name: str, tp: Any, raw: Any) -> Any:
     if typing.get_origin(base) is tuple:
         item_tp = typing.get_args(base)[0]
         items = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
+        if spec is not None:
+            _check_length(name, len(items), spec)
         return tuple(_coerce_scalar(name, item_tp, i.strip() if isinstance(i, str) else i) for i in items)
     return _coerce_scalar(name, base, raw)
 
@@ -176,13 +234,14 @@ def coerce(name: str, tp: Any, raw: Any) -> Any:
 def parse_params(cls: type[Params], raw: Mapping[str, Any]) -> Params:
     """Build ``cls`` from untyped input; unknown names and bad values raise :class:`ValidationError`."""
     types = field_types(cls)
-    unknown = sorted(set(raw) - set(types))
+    unknown = sorted(str(name) for name in set(raw) - set(types))
     if unknown:
         raise ValidationError(
             f"unknown parameter for mode {cls.mode!r}; known: {', '.join(sorted(types))}",
             field=unknown[0],
         )
-    values = {name: coerce(name, types[name], value) for name, value in raw.items()}
+    specs = {f.name: _spec(f) for f in dataclasses.fields(cls)}
+    values = {name: coerce(name, types[name], value, specs[name]) for name, value in raw.items()}
     return cls(**values)
 
 
@@ -207,7 +266,7 @@ def describe(cls: type[Params]) -> list[dict[str, Any]]:
             "default": list(f.default) if isinstance(f.default, tuple) else f.default,
             "help": spec.help,
         }
-        for key in ("min", "max", "choices", "item_choices"):
+        for key in ("min", "max", "choices", "item_choices", "max_items"):
             value = getattr(spec, key)
             if value is not None:
                 entry[key] = list(value) if isinstance(value, tuple) else value

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from stylequeue.errors import ValidationError
 from stylequeue.params import Params, param
-from stylequeue.params.images import MAX_IMAGE_SIZE
+from stylequeue.params.images import MAX_IMAGE_SIZE, check_output_size
 
 # Layer names of VGG16/VGG19 feature stacks (relu outputs). VGG16 lacks conv3_4/4_4/5_4.
 VGG19_LAYERS = (
@@ -23,6 +23,14 @@ VGG19_LAYERS = (
 VGG16_LAYERS = tuple(n for n in VGG19_LAYERS if not n.endswith("_4"))
 
 MAX_STYLES = 4
+# Loss weights are bounded so the weighted sum stays finite: the terms are summed in fp32 (at most
+# 3.4e38) and a content or style term of Caffe-scale activations stays far below 1e20 even for
+# noise against a flat image, so weight × term stays under 1e32 with room for the gradients, while
+# 1e12 is ten orders of magnitude above the defaults (5 and 100). Without a bound, 1e308 was
+# accepted and the sum overflowed to inf: an all-black "result".
+MAX_LOSS_WEIGHT = 1e12
+# A multiplier per layer or per style image scales a loss weight again: bounded the same way.
+MAX_MULTIPLIER = 1e6
 
 
 @dataclass(frozen=True)
@@ -31,19 +39,29 @@ class GatysParams(Params):
     min_styles = 1
     max_styles = MAX_STYLES
 
-    content_weight: float = param(5.0, "weight of the content loss", min=0)
-    style_weight: float = param(100.0, "weight of the style loss", min=0)
-    tv_weight: float = param(1e-3, "weight of the total-variation (smoothness) loss", min=0)
+    content_weight: float = param(5.0, "weight of the content loss", min=0, max=MAX_LOSS_WEIGHT)
+    style_weight: float = param(100.0, "weight of the style loss", min=0, max=MAX_LOSS_WEIGHT)
+    tv_weight: float = param(
+        1e-3, "weight of the total-variation (smoothness) loss", min=0, max=MAX_LOSS_WEIGHT
+    )
     content_layers: tuple[str, ...] = param(
-        ("relu4_2",), "VGG layers whose activations define the content", item_choices=VGG19_LAYERS
+        ("relu4_2",),
+        "VGG layers whose activations define the content",
+        item_choices=VGG19_LAYERS,
+        max_items=len(VGG19_LAYERS),
     )
     style_layers: tuple[str, ...] = param(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
         "VGG layers whose Gram matrices define the style",
         item_choices=VGG19_LAYERS,
+        max_items=len(VGG19_LAYERS),
     )
     style_layer_weights: tuple[float, ...] = param(
-        (), "one multiplier of style_weight per style layer (empty: all 1)", min=0
+        (),
+        "one multiplier of style_weight per style layer (empty: all 1)",
+        min=0,
+        max=MAX_MULTIPLIER,
+        max_items=len(VGG19_LAYERS),
     )
     optimizer: str = param("lbfgs", "optimisation method", choices=("lbfgs", "adam"))
     learning_rate: float = param(
@@ -55,7 +73,11 @@ class GatysParams(Params):
     )
     init_method: str = param("content", "starting image", choices=("content", "random", "style", "image"))
     style_blend_weights: tuple[float, ...] = param(
-        (), "one weight per style image, normalised to sum 1 (empty: all equal)", min=0
+        (),
+        "one weight per style image, normalised to sum 1 (empty: all equal)",
+        min=0,
+        max=MAX_MULTIPLIER,
+        max_items=MAX_STYLES,
     )
     style_scale: float = param(1.0, "size of the style images relative to the output", min=0.05, max=4.0)
     image_size: int = param(512, "longest side of the output in pixels", min=16, max=MAX_IMAGE_SIZE)
@@ -87,6 +109,11 @@ class GatysParams(Params):
                 missing = [n for n in getattr(self, name) if n not in VGG16_LAYERS]
                 if missing:
                     raise ValidationError(f"{', '.join(missing)} not in vgg16", field=name)
+
+    def check_images(self, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
+        """The content keeps :data:`~stylequeue.params.images.MIN_SIDE` px at ``image_size``: the
+        engine's ``plan_for`` check, run by the API on the upload (styles are sized up as needed)."""
+        check_output_size(*content, self.image_size)
 
     def check_styles(self, n_styles: int) -> None:
         super().check_styles(n_styles)

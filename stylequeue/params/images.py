@@ -38,3 +38,33 @@ def check_image_shape(width: int, height: int, field: str) -> None:
             f"cannot be {MIN_SIDE} px within the {MAX_IMAGE_SIZE} px limit on the longest side",
             field=field,
         )
+
+
+def check_output_size(width: int, height: int, image_size: int, min_side: int = MIN_SIDE) -> int:
+    """Refuse (``image_size``) an output size at which a ``width``×``height`` content would keep
+    fewer than ``min_side`` px on its shorter side; the smallest longest side that works otherwise.
+
+    Each engine passes the shorter side its network needs (Gatys :data:`MIN_SIDE`, blend
+    :data:`stylequeue.params.blend.MIN_SIDE`); the API runs the same check on the decoded upload,
+    so a job no engine could run is refused at submission instead of failing in the consumer.
+    """
+    smallest = min_longest(width, height, min_side)
+    if image_size < smallest:
+        raise ValidationError(
+            f"at {image_size}px the content's shorter side would be under {min_side}px "
+            f"(it is {width}×{height} px); use at least {smallest}",
+            field="image_size",
+        )
+    return smallest
+
+
+def longest_for_height(width: int, height: int, target_height: int) -> int:
+    """The longest side that makes a ``width``×``height`` image ``target_height`` px high, aspect kept.
+
+    The engines size outputs by their longest side (``image_size``); the seed CLI sized them by
+    their height. For a portrait or square image the two are the same number; for a landscape
+    one the longest side is the width the height implies, ``round(width · target / height)``.
+    Resizing to that longest side rounds the height back to exactly ``target_height``, because
+    the width's rounding error (at most 0.5 px) shrinks by ``height / width`` < 1 on the way.
+    """
+    return max(target_height, round(width * target_height / height))

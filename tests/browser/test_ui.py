@@ -1,4 +1,5 @@
-"""The web UI in the system Chromium against the real running stack (random weights, tiny images).
+"""The web UI in the system Chromium against the real running stack (Magenta's real blend network,
+Gatys on random weights, small images).
 
 Covers issue 5's browser checks: upload the sample images, run a blend job and a short Gatys job,
 see snapshots appear while Gatys runs, download the result and the ZIP (and check the ZIP's
@@ -14,12 +15,14 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CONTENT = SAMPLES / "content" / "chelsea.png"
 STYLE = SAMPLES / "style" / "wave.jpg"
 STYLE2 = SAMPLES / "style" / "starry_night.jpg"
@@ -68,7 +71,7 @@ def test_blend_job_result_zip_history_and_share_link(page, ui_url, browser, cons
     open_form(page, ui_url)
     page.get_by_role("radio", name=re.compile("blend", re.I)).check()
     choose_images(page, STYLE, STYLE2)
-    set_params(page, image_size=32)
+    set_params(page, image_size=256)
     page.locator("#param-ratio").fill("0.7")  # the blend ratio slider
     shoot("form")
     job_id = submit(page)
@@ -77,14 +80,21 @@ def test_blend_job_result_zip_history_and_share_link(page, ui_url, browser, cons
     page.get_by_test_id("before-after").wait_for()
     shoot("done")
 
-    result = Image.open(io.BytesIO(download(page, "download-result")))
-    assert result.format == "PNG" and max(result.size) == 32
+    raw = download(page, "download-result")
+    result = Image.open(io.BytesIO(raw))
+    assert result.format == "PNG" and max(result.size) == 256
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "blend-result.png").write_bytes(raw)
+    # A real picture: not a flat square (what random weights gave), and not the photo handed back.
+    pixels = np.asarray(result.convert("RGB"), dtype=np.float64)
+    photo = np.asarray(Image.open(CONTENT).convert("RGB").resize(result.size), dtype=np.float64)
+    assert pixels.std() > 30 and np.abs(pixels - photo).mean() > 20
     with zipfile.ZipFile(io.BytesIO(download(page, "download-zip"))) as archive:
         names = archive.namelist()
         params = json.loads(archive.read("params.json"))
     assert "result.png" in names and "params.json" in names
     assert params["mode"] == "blend"
-    assert params["params"]["ratio"] == pytest.approx(0.7) and params["params"]["image_size"] == 32
+    assert params["params"]["ratio"] == pytest.approx(0.7) and params["params"]["image_size"] == 256
 
     page.get_by_role("link", name="History").click()
     entry = page.get_by_test_id("history").locator("li", has_text=job_id[:8])

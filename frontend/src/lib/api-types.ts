@@ -16,6 +16,7 @@ export interface Engines {
       min?: number;
       max?: number;
       min_exclusive?: boolean;
+      max_items?: number;
       choices?: string[];
       item_choices?: string[];
     })[];
@@ -25,6 +26,8 @@ export interface Engines {
     reason: string;
     /** a consumer runs random (dev) networks */
     random_weights: boolean;
+    /** the networks the live consumers run, e.g. Magenta arbitrary stylization */
+    models: string[];
     /** consumers reporting in */
     consumers: number;
   })[];
@@ -82,6 +85,11 @@ export interface Job {
   snapshots: number[];
   /** what the engine reported: device, random_weights … */
   engine: Record<string, unknown>;
+  resumed_from: {
+    attempt: number;
+    iteration: number;
+    stage: string;
+  } | null;
   links: {
     self: string;
     result: string;
@@ -97,24 +105,30 @@ export interface Job {
   queue_position: number | null;
 }
 
+export interface JobList {
+  jobs: Job[];
+  /** the next page's `after` (null: no more) */
+  next: string | null;
+}
+
 export interface Losses {
   job_id: string;
   losses: ({
     iteration: number;
-    content?: number;
-    style?: number;
-    tv?: number;
-    total?: number;
+    content?: number | null;
+    style?: number | null;
+    tv?: number | null;
+    total?: number | null;
   })[];
 }
 
 export interface Ready {
-  /** "ok" or "error: …" */
-  redis: string;
-  /** "ok" or "error: …" */
-  kafka: string;
-  /** "ok" or "error: …" */
-  s3: string;
+  /** how the failure looked stays in the API's log */
+  redis: "ok" | "unavailable";
+  /** how the failure looked stays in the API's log */
+  kafka: "ok" | "unavailable";
+  /** how the failure looked stays in the API's log */
+  s3: "ok" | "unavailable";
 }
 
 export interface Snapshots {
@@ -160,11 +174,11 @@ export interface SubmitForm {
   /** longest side of the output in pixels (mode: gatys, blend) */
   image_size?: number;
   /** for large outputs, optimise small first and grow by about sqrt(2) per stage (mode: gatys) */
-  coarse_to_fine?: boolean;
+  coarse_to_fine?: boolean | 0 | 1 | string;
   /** longest side of the first coarse-to-fine stage (mode: gatys) */
   min_stage_size?: number;
   /** keep the content's colours (luminance-only transfer) (mode: gatys, blend) */
-  preserve_colors?: boolean;
+  preserve_colors?: boolean | 0 | 1 | string;
   /** VGG pooling (mode: gatys) */
   pooling?: "max" | "avg";
   /** random seed (same seed, same device: same output) (mode: gatys) */

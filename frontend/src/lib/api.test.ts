@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { job, json, scriptedFetch } from '../test-helpers';
-import { Api, ApiError } from './api';
+import { Api, ApiError, loadApiKey } from './api';
 
 describe('Api', () => {
   it('returns parsed JSON for OK responses', async () => {
@@ -57,5 +57,32 @@ describe('Api', () => {
     expect((await api.snapshots(j)).snapshots[0].iteration).toBe(2);
     expect(calls[0].url).toBe('http://h:1/api/v1/jobs/abc/snapshots');
     expect(api.url('https://cdn.example/x.png')).toBe('https://cdn.example/x.png');
+  });
+});
+
+describe('Api with an API key', () => {
+  it('sends the key as a bearer token and puts it on API links only', async () => {
+    const sent: Headers[] = [];
+    const fetchFn = (async (_input: RequestInfo | URL, init?: RequestInit) => {
+      sent.push(new Headers(init?.headers));
+      return json(job({ id: 'abc' }));
+    }) as typeof fetch;
+    const client = new Api('', fetchFn, 's3cret key');
+    await client.job('abc');
+    expect(sent[0].get('Authorization')).toBe('Bearer s3cret key');
+    expect(client.url('/api/v1/jobs/abc/result')).toBe('/api/v1/jobs/abc/result?access_token=s3cret%20key');
+    expect(client.url('/api/v1/jobs/abc/result?presigned=true')).toContain('&access_token=');
+    expect(client.url('/favicon.svg')).toBe('/favicon.svg');
+    expect(new Api('', fetchFn).url('/api/v1/jobs/abc/result')).toBe('/api/v1/jobs/abc/result');
+  });
+
+  it('takes the key from the page URL once, then remembers it', () => {
+    window.localStorage.clear();
+    window.history.replaceState(null, '', '/jobs/abc?api_key=from-url&x=1');
+    expect(loadApiKey(window)).toBe('from-url');
+    expect(window.location.search).toBe('?x=1');
+    expect(loadApiKey(window)).toBe('from-url');
+    window.localStorage.clear();
+    expect(loadApiKey(window)).toBe('');
   });
 });

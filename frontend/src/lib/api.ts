@@ -44,27 +44,57 @@ export async function errorFrom(response: Response): Promise<ApiError> {
   return new ApiError(response.status, `http_${response.status}`, `${response.status} ${text}`);
 }
 
+/** Where the UI keeps its API key (set once with `?api_key=…` in the page's URL). */
+export const KEY_STORAGE = 'stylequeue.apiKey';
+
+/**
+ * The API key the UI sends, when the server has access control on: taken from the page URL's
+ * `api_key` parameter (then removed from the address bar and remembered), else the remembered one.
+ */
+export function loadApiKey(win: Window | undefined = globalThis.window): string {
+  if (!win) return '';
+  const url = new URL(win.location.href);
+  const given = url.searchParams.get('api_key');
+  if (given !== null) {
+    win.localStorage.setItem(KEY_STORAGE, given);
+    url.searchParams.delete('api_key');
+    win.history.replaceState(win.history.state, '', url.toString());
+    return given;
+  }
+  return win.localStorage.getItem(KEY_STORAGE) ?? '';
+}
+
 export class Api {
   private readonly base: string;
   private readonly fetchFn: FetchFn;
+  /** The API key ('' = none): sent as `Authorization: Bearer`, and on image links as `access_token`. */
+  apiKey: string;
 
   /** `base` prefixes every path ('' = same origin); `fetchFn` is injectable for tests. */
-  constructor(base = '', fetchFn: FetchFn = (...args) => globalThis.fetch(...args)) {
+  constructor(base = '', fetchFn: FetchFn = (...args) => globalThis.fetch(...args), apiKey = '') {
     this.base = base.replace(/\/$/, '');
     this.fetchFn = fetchFn;
+    this.apiKey = apiKey;
   }
 
-  /** An absolute-path URL the server returned (job links) or a path of ours, under `base`. */
+  /**
+   * An absolute-path URL the server returned (job links) or a path of ours, under `base`. With a
+   * key, API paths carry it as `access_token`: an `<img>` or a download link cannot send headers.
+   */
   url(path: string): string {
-    return /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+    const full = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+    if (!this.apiKey || !path.startsWith('/api/')) return full;
+    return `${full}${full.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(this.apiKey)}`;
   }
 
   private async request<T>(path: string, init?: RequestInit): Promise<T> {
     let response: Response;
+    const auth: Record<string, string> = this.apiKey ? { Authorization: `Bearer ${this.apiKey}` } : {};
     try {
-      response = await this.fetchFn(this.url(path), {
+      const target = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+      response = await this.fetchFn(target, {
         ...init,
-        headers: { Accept: 'application/json', ...(init?.headers ?? {}) },
+        headers: { Accept: 'application/json', ...auth, ...(init?.headers ?? {}) },
       });
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
@@ -100,5 +130,5 @@ export class Api {
   }
 }
 
-/** The client the app uses: same origin as the page (the API server serves the UI). */
-export const api = new Api();
+/** The client the app uses: same origin as the page (the API server serves the UI), with its key. */
+export const api = new Api('', undefined, loadApiKey());

@@ -73,6 +73,18 @@ describe('JobPage', () => {
     );
   });
 
+  it('says where a retried Gatys job resumed', async () => {
+    const resumed = { status: 'running' as const, attempt: 2, resumed_from: { attempt: 1, iteration: 150, stage: '1/2' } };
+    const { fetchFn } = scriptedFetch({
+      [`GET ${base}`]: jobSequence(resumed),
+      [`GET ${base}/snapshots`]: json({ job_id: ID, snapshots: [] }),
+      [`GET ${base}/losses`]: json({ job_id: ID, losses: [] }),
+    });
+    vi.stubGlobal('fetch', fetchFn);
+    render(JobPage, { id: ID });
+    expect(await screen.findByText(/resumed at iteration 150 of attempt 1/)).toBeInTheDocument();
+  });
+
   it('says when the job does not exist', async () => {
     vi.stubGlobal('fetch', scriptedFetch({}).fetchFn);
     render(JobPage, { id: ID });

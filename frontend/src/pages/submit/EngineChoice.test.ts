@@ -10,6 +10,12 @@ describe('EngineChoice', () => {
     expect(screen.getByTestId('engine-status-gatys')).toHaveTextContent('Gatys available · 1 worker');
   });
 
+  it('names the model each engine runs, and nothing for an engine nobody runs', () => {
+    render(EngineChoice, { engines: engines().engines, mode: 'gatys', onselect: vi.fn() });
+    expect(screen.getByTestId('engine-model-gatys')).toHaveTextContent('Model: VGG19 (RANDOM weights)');
+    expect(screen.queryByTestId('engine-model-blend')).toBeNull();
+  });
+
   it('selects an engine by radio button', async () => {
     const onselect = vi.fn();
     render(EngineChoice, { engines: engines().engines, mode: 'gatys', onselect });

@@ -1,0 +1,242 @@
+"""Who may do what: API keys, which key a job belongs to, each key's job list and its quota (no Flask).
+
+Access control is on when any key is configured (``STYLEQUEUE_API_KEYS`` and/or the file named by
+``STYLEQUEUE_API_KEYS_FILE``): every job route then needs ``Authorization: Bearer KEY``, and a job
+is visible to the key that submitted it only — another key asking for it, its result, inputs or
+snapshots, or cancelling it, is told there is no such job (404), exactly as for an id that never
+existed. Keys are given as ``KEY`` or ``NAME:KEY``; the name (default: a digest of the key) is what
+Redis stores and the logs show, so a key itself is never written anywhere.
+
+Ownership lives beside the job records, in Redis (``owner`` is the key's name; ``-`` when access
+control is off, so the local stack can list its jobs too)::
+
+    owner:{owner}:jobs     sorted set: job id → submission time (newest first when listed)
+    owner:{owner}:active   set of job ids that may still be queued or running (for the quota)
+
+Both expire with the jobs (``STYLEQUEUE_JOB_TTL_S`` after the owner's last submission).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stylequeue.config import ApiConfig
+from stylequeue.errors import ConfigError, NotFound, StylequeueError, ValidationError
+from stylequeue.job import Job, epoch_s
+from stylequeue.status import StatusStore
+
+ANONYMOUS = "-"
+MAX_ID_LENGTH = 64  # job ids are UUIDs (36 characters); a longer one names no job
+PAGE_DEFAULT, PAGE_MAX = 20, 100
+SCAN_MAX = 1000  # records one listing request reads at most, however selective its filters
+CURSOR = re.compile(r"[0-9]{1,12}(\.[0-9]{1,12})?")  # a page's "next": a submission time in seconds
+
+
+class Unauthorized(StylequeueError):
+    """No key, or not a key this API knows (HTTP 401)."""
+
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="stylequeue"'}
+
+
+class QuotaExceeded(StylequeueError):
+    """The key has as many active jobs as it may (HTTP 429, Retry-After)."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def key_name(key: str) -> str:
+    """The name stored for an unnamed key: enough of its digest to tell keys apart, not to recover it."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def parse_keys(text: str, source: str) -> dict[str, str]:
+    """``KEY`` or ``NAME:KEY`` entries (comma- or newline-separated, ``#`` comments) → {key: name}."""
+    keys: dict[str, str] = {}
+    for raw in text.replace(",", "\n").splitlines():
+        entry = raw.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        name, _, key = entry.rpartition(":")
+        key, name = key.strip(), name.strip() or key_name(key.strip())
+        if len(key) < 16:
+            raise ConfigError("an API key is shorter than 16 characters", field=source)
+        keys[key] = name
+    return keys
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """The configured keys, by their SHA-256 (a lookup never compares a secret byte by byte)."""
+
+    names: dict[bytes, str]
+
+    @classmethod
+    def from_config(cls, cfg: ApiConfig) -> ApiKeys:
+        keys = parse_keys(cfg.api_keys, "STYLEQUEUE_API_KEYS")
+        if cfg.api_keys_file:
+            try:
+                text = Path(cfg.api_keys_file).read_text()
+            except OSError as exc:
+                field = "STYLEQUEUE_API_KEYS_FILE"
+                raise ConfigError(f"cannot read the key file: {exc.strerror}", field=field) from None
+            keys.update(parse_keys(text, "STYLEQUEUE_API_KEYS_FILE"))
+        return cls({_digest(key): name for key, name in keys.items()})
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.names)
+
+    def identify(self, authorization: str | None) -> str | None:
+        """The caller's key name from an ``Authorization`` header; None when access control is off."""
+        if not self.enabled:
+            return None
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("this API needs an API key: send 'Authorization: Bearer KEY'")
+        digest = _digest(token.strip())
+        for known, name in self.names.items():  # a handful of keys: compare each, in constant time
+            if hmac.compare_digest(known, digest):
+                return name
+        raise Unauthorized("unknown API key")
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def check_id(job_id: str) -> None:
+    """Ids longer than :data:`MAX_ID_LENGTH` name no job: 404 saying so, without a lookup."""
+    if len(job_id) > MAX_ID_LENGTH:
+        raise NotFound(
+            f"no job has an id of {len(job_id)} characters; job ids are at most {MAX_ID_LENGTH}",
+            field="job_id",
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a key's jobs, newest first; ``next`` continues after the last one (None: done)."""
+
+    jobs: list[Job]
+    next: str | None
+
+
+class Owners:
+    """Which key submitted which job (module docstring), on the status store's Redis."""
+
+    def __init__(self, status: StatusStore, ttl_s: int) -> None:
+        self.redis = status.redis
+        self.status = status
+        self.prefix = status.prefix
+        self.ttl_s = ttl_s
+
+    def _key(self, owner: str, kind: str) -> str:
+        return f"{self.prefix}owner:{owner}:{kind}"
+
+    def record(self, owner: str, job: Job) -> None:
+        """Note a new job as ``owner``'s (one round trip)."""
+        jobs, active = self._key(owner, "jobs"), self._key(owner, "active")
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(jobs, {job.id: epoch_s(job.submitted_at)})
+            pipe.zremrangebyscore(jobs, "-inf", time.time() - self.ttl_s)  # records gone by now
+            pipe.expire(jobs, self.ttl_s)
+            pipe.sadd(active, job.id)
+            pipe.expire(active, self.ttl_s)
+            pipe.execute()
+
+    def forget(self, owner: str, job: Job) -> None:
+        """Undo :meth:`record` (a submission that failed after it)."""
+        self.redis.zrem(self._key(owner, "jobs"), job.id)
+        self.redis.srem(self._key(owner, "active"), job.id)
+
+    def owns(self, owner: str, job_id: str) -> bool:
+        return self.redis.zscore(self._key(owner, "jobs"), job_id) is not None
+
+    def check_quota(self, owner: str, limit: int) -> None:
+        """QuotaExceeded when ``owner`` has ``limit`` jobs queued or running (0: no quota).
+
+        The active set is pruned here, lazily: a job that ended (or expired) leaves it the next
+        time its owner submits, so no consumer has to know about quotas.
+        """
+        if not limit:
+            return
+        active = self._key(owner, "active")
+        ended = [job_id for job_id in self.redis.smembers(active) if not self._active(job_id)]
+        if ended:
+            self.redis.srem(active, *ended)
+        count = self.redis.scard(active)
+        if count >= limit:
+            raise QuotaExceeded(
+                f"this key has {count} queued or running jobs; the limit is {limit} "
+                "(STYLEQUEUE_MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or cancel one",
+                retry_after_s=5,
+            )
+
+    def _active(self, job_id: bytes | str) -> bool:
+        try:
+            return not self.status.get(
+                job_id.decode() if isinstance(job_id, bytes) else job_id
+            ).status.terminal
+        except NotFound:
+            return False
+
+    def page(self, owner: str, *, status: str = "", mode: str = "", limit: int = PAGE_DEFAULT,
+             after: str = "") -> Page:  # fmt: skip
+        """Newest first, filtered by status and mode; ``after`` is a previous page's ``next``."""
+        jobs: list[Job] = []
+        last: str | None = None
+        for job_id, score in self._ids(owner, after):
+            last = f"{score!r}"
+            job = self._record(job_id)
+            if job is None or (status and job.status.value != status) or (mode and job.mode != mode):
+                continue
+            jobs.append(job)
+            if len(jobs) == limit:
+                return Page(jobs, last)
+        return Page(jobs, last if last is not None and self._more(owner, last) else None)
+
+    def _ids(self, owner: str, after: str) -> Iterator[tuple[str, float]]:
+        """Job ids older than the cursor, newest first, at most :data:`SCAN_MAX` of them."""
+        top = f"({after}" if after else "+inf"
+        for job_id, score in self.redis.zrevrangebyscore(
+            self._key(owner, "jobs"), top, "-inf", start=0, num=SCAN_MAX, withscores=True
+        ):
+            yield (job_id.decode() if isinstance(job_id, bytes) else job_id), float(score)
+
+    def _more(self, owner: str, cursor: str) -> bool:
+        return bool(
+            self.redis.zrevrangebyscore(self._key(owner, "jobs"), f"({cursor}", "-inf", start=0, num=1)
+        )
+
+    def _record(self, job_id: str) -> Job | None:
+        try:
+            return self.status.get(job_id)
+        except NotFound:
+            return None
+
+
+def page_args(args: dict[str, Any], statuses: list[str], modes: list[str]) -> dict[str, Any]:
+    """The listing's query (``status``, ``mode``, ``limit``, ``after``) checked: a bad value is 422."""
+    status, mode, after = args.get("status"), args.get("mode"), args.get("after")
+    if status is not None and status not in statuses:  # given but empty is wrong too
+        raise ValidationError(f"must be one of {', '.join(statuses)}", field="status")
+    if mode is not None and mode not in modes:
+        raise ValidationError(f"must be one of {', '.join(modes)}", field="mode")
+    raw_limit = args.get("limit", str(PAGE_DEFAULT))
+    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_MAX:
+        raise ValidationError(f"must be an integer from 1 to {PAGE_MAX}", field="limit")
+    if after is not None and not CURSOR.fullmatch(after):
+        raise ValidationError("must be the 'next' value of a previous page", field="after")
+    return {"status": status or "", "mode": mode or "", "limit": int(raw_limit), "after": after or ""}

@@ -1,0 +1,134 @@
+"""The gunicorn worker the API runs on: gthread, plus read deadlines and JSON error pages.
+
+gunicorn's threaded worker gives each request a thread from the moment its first byte arrives,
+and reads the request line, the headers and the body with blocking ``recv`` calls that have no
+time limit. Ten clients sending one byte a second therefore held all of a worker's threads for as
+long as they liked, and health checks queued behind them. :class:`Worker` changes two things:
+
+* every connection's socket is a :class:`DeadlineSocket`: a ``recv`` past its deadline fails as a
+  connection reset, which gunicorn answers by closing the connection. The worker arms it with
+  ``STYLEQUEUE_HEADER_TIMEOUT_S`` for the request line and headers; :mod:`api.middleware` re-arms
+  it with ``STYLEQUEUE_BODY_TIMEOUT_S`` while it reads the body (a 408 when that passes). The
+  deadline is total, not per ``recv``: a trickle of one byte a second does not extend it.
+* gunicorn's own error pages (a request line over ``limit_request_line``: 414; headers too
+  large: 431; malformed requests: 400) are JSON in the API's error format, not HTML.
+
+In compose, nginx sits in front and buffers each body before the API sees it; these deadlines are
+the embedded stack's answer, and a second line of defence behind the proxy.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import socket
+import time
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from stylequeue.config import ApiConfig, load
+
+log = logging.getLogger(__name__)
+# gunicorn's own statuses, as codes of the API's error body.
+GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                  431: "headers_too_large", 500: "internal", 501: "not_implemented"}  # fmt: skip
+
+
+class ReadDeadline(ConnectionResetError):
+    """The request did not arrive in time; gunicorn treats it as a reset and closes the connection."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ECONNRESET, "the request did not arrive within its deadline")
+
+
+class DeadlineSocket(socket.socket):
+    """A connection socket whose reads fail once ``deadline`` (``time.monotonic()``) has passed."""
+
+    deadline: float | None = None
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> DeadlineSocket:
+        """The same connection as a DeadlineSocket (``sock`` is detached and unusable afterwards)."""
+        return cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+    def arm(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def expire(self) -> None:
+        """No more waiting for this connection: the rest of a refused body is not read."""
+        self.deadline = 0.0
+
+    def disarm(self) -> None:
+        self.deadline = None
+
+    def expired(self) -> bool:
+        return self.deadline is not None and self.deadline <= time.monotonic()
+
+    def settle(self) -> None:
+        """After a request: an expired deadline stays (the connection is closing), else none."""
+        if not self.expired():
+            self.disarm()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.deadline is None:
+            return super().recv(bufsize, flags)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            # Past the deadline, only what has already arrived is read, never waited for: gunicorn
+            # drains a closing connection on its main thread (up to 2 s each), which a client that
+            # keeps trickling would otherwise turn into a stall of the whole worker.
+            # (A socket timeout would make Python wait for data before reading: 0 means none.)
+            previous = self.gettimeout()
+            self.settimeout(0.0)
+            try:
+                return super().recv(bufsize, flags)
+            except BlockingIOError:
+                raise ReadDeadline() from None
+            finally:
+                self.settimeout(previous)
+        previous = self.gettimeout()
+        self.settimeout(remaining)
+        try:
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            raise ReadDeadline() from None
+        finally:
+            self.settimeout(previous)
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:  # noqa: ANN001 - socket's own signature
+        data = self.recv(nbytes or len(buffer), flags)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
+    code = GUNICORN_CODES.get(status, "error")
+    text = message or reason
+    if status >= 500:
+        text = "internal server error"
+    body = json.dumps({"error": {"code": code, "message": text, "field": None}}).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+class Worker(ThreadWorker):
+    """gthread with read deadlines on every connection and JSON error pages (module docstring)."""
+
+    def init_process(self) -> None:
+        self.header_timeout_s = load(ApiConfig).header_timeout_s
+        # gunicorn's error pages come from this one function; in this process they are JSON.
+        util.write_error = write_json_error
+        super().init_process()
+
+    def handle(self, conn):  # noqa: ANN001, ANN201 - gunicorn's TConn; its _DEFER / bool answer
+        if not isinstance(conn.sock, DeadlineSocket):
+            conn.sock = DeadlineSocket.adopt(conn.sock)
+        conn.sock.arm(self.header_timeout_s)
+        try:
+            return super().handle(conn)
+        finally:
+            conn.sock.settle()

@@ -1,0 +1,330 @@
+"""The reconciler: Redis is the truth, Kafka messages are pointers that can be re-created.
+
+A job is accepted once its record is in Redis; its Kafka message only tells a consumer where to
+look. Messages get lost — the local stack's broker keeps them in memory, an API worker can die
+between writing the record and publishing — so every publisher notes *where* the message went
+(``outbox``: job id → topic, partition, offset), and one reconciler at a time (a Redis lock with a
+TTL) compares the non-terminal records with the broker:
+
+* a QUEUED record with no outbox entry, older than ``grace_s``: never published → publish;
+* an outbox entry whose message the broker no longer has (topic gone, log end at or before its
+  offset) or whose partition the group already committed past while the job is still not done
+  (and no consumer holds its lease) → publish again;
+* an outbox entry of a terminal or vanished record → forget it.
+
+Publishing twice is harmless: claims are fenced by attempt, a terminal record is skipped, and a
+job is re-published at most once per ``grace_s``. It also re-creates the topics (a restarted
+in-memory broker has none) and looks at S3 job folders that no record owns: one with its
+``params.json`` is a job whose record Redis lost (a Redis without persistence, restarted), and its
+record is rebuilt from S3 (succeeded if an attempt stored a result, else queued and published
+again); one without, older than ``orphan_age_s``, is what an API worker left when it died half-way
+through a submission, and is removed. :func:`plan` is the pure decision; the rest is I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from stylequeue import bus
+from stylequeue.config import KafkaConfig
+from stylequeue.job import Inputs, Job, Status, epoch_s, now_iso, object_keys
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "reconciler"
+VERIFY_AGAIN_S = 60.0  # a message seen in place is looked at again this much later
+OUTBOX_KEY = "outbox"
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a job's latest message went, and when."""
+
+    topic: str
+    partition: int
+    offset: int
+    at: float
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"topic": self.topic, "partition": self.partition, "offset": self.offset, "at": self.at}
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Published:
+        data = json.loads(raw)
+        return cls(str(data["topic"]), int(data["partition"]), int(data["offset"]), float(data["at"]))
+
+
+@dataclass(frozen=True)
+class Broker:
+    """What the broker says about one partition: its log end, the group's committed offset, and
+    whether the record at the job's offset is still the job's (None: not looked at). After a
+    broker lost its data, new messages reuse the old offsets, so an offset inside the log proves
+    nothing until its record's key is checked."""
+
+    exists: bool
+    end: int | None = None
+    committed: int | None = None
+    holds_job: bool | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "publish", "forget" or "leave"
+    reason: str = ""
+
+
+LEAVE = Decision("leave")
+
+
+def plan(job: Job | None, published: Published | None, broker: Broker | None, *, leased: bool,
+         now: float, grace_s: float) -> Decision:  # fmt: skip
+    """What to do about one job: the whole policy, with no I/O."""
+    if job is None or job.status.terminal:
+        return Decision("forget", "terminal or gone") if published is not None else LEAVE
+    if leased:  # a live consumer runs it: its message is its business
+        return LEAVE
+    if published is None:
+        if job.status is Status.QUEUED and now - epoch_s(job.submitted_at) > grace_s:
+            return Decision("publish", "queued but never published")
+        return LEAVE
+    if now - published.at <= grace_s:  # just published: give the broker and the group time
+        return LEAVE
+    if broker is None or not broker.exists:
+        return Decision("publish", f"topic {published.topic} is gone")
+    if broker.end is not None and broker.end <= published.offset:
+        return Decision("publish", f"the broker lost offset {published.offset} of {published.topic}")
+    if broker.committed is not None and broker.committed > published.offset:
+        return Decision("publish", f"consumed past offset {published.offset} but not done")
+    if broker.holds_job is False:
+        return Decision(
+            "publish", f"offset {published.offset} of {published.topic} now holds another message"
+        )
+    return LEAVE
+
+
+# --- the outbox, written by every publisher ---------------------------------------------------
+
+
+def record_publication(redis: Any, prefix: str, job_id: str, metadata: Any) -> None:
+    """Note where ``job_id``'s message went (``metadata``: kafka-python's RecordMetadata)."""
+    entry = Published(metadata.topic, metadata.partition, metadata.offset, time.time())
+    redis.hset(f"{prefix}{OUTBOX_KEY}", job_id, entry.to_json())
+
+
+def publish(store: Any, producer: Any, cfg: KafkaConfig, job: Job) -> Any:
+    """Publish ``job`` and note it in the outbox; the RecordMetadata. The one way to publish a job."""
+    metadata = bus.publish(producer, cfg, job)
+    try:
+        record_publication(store.redis, store.prefix, job.id, metadata)
+    except Exception as exc:  # the message is out; without the note the reconciler republishes once
+        log.warning("job %s: published but not noted in the outbox (%s)", job.id, exc)
+    return metadata
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+class Reconciler:
+    """One pass at a time (:meth:`run_once`), only while holding the leader lock."""
+
+    def __init__(self, store: Any, storage: Any, producer: Any, kafka: KafkaConfig, modes: list[str], *,
+                 grace_s: float = 15.0, orphan_age_s: float = 3600.0, lock_ttl_s: float = 30.0,
+                 name: str | None = None) -> None:  # fmt: skip
+        self.store, self.storage, self.producer, self.kafka = store, storage, producer, kafka
+        self.modes = modes
+        self.grace_s, self.orphan_age_s, self.lock_ttl_s = grace_s, orphan_age_s, lock_ttl_s
+        self.name = name or f"{socket.gethostname()}-{time.monotonic_ns()}"
+        self.stats = {"published": 0, "forgotten": 0, "swept": 0, "rebuilt": 0}
+        # Job id → (publication, when its record was last seen at its offset): a backlog of
+        # thousands of queued jobs is not fetched record by record on every pass.
+        self._verified: dict[str, tuple[Published, float]] = {}
+
+    def _key(self, name: str) -> str:
+        return f"{self.store.prefix}{name}"
+
+    def lead(self) -> bool:
+        """Take or keep the leader lock (SET NX with a TTL, renewed by its holder)."""
+        redis, key, ttl_ms = self.store.redis, self._key(LOCK_KEY), int(self.lock_ttl_s * 1000)
+        if redis.set(key, self.name, nx=True, px=ttl_ms):
+            return True
+        holder = redis.get(key)
+        if holder is not None and holder.decode() == self.name:
+            redis.pexpire(key, ttl_ms)
+            return True
+        return False
+
+    def run_once(self) -> dict[str, int]:
+        """One reconciliation pass if this process leads; counts of what it did."""
+        if not self.lead():
+            return {}
+        self.stats = dict.fromkeys(self.stats, 0)
+        bus.ensure_topics(self.kafka, self.modes)
+        broker = BrokerView(self.kafka, self.modes)
+        try:
+            for job_id in self._candidates():
+                self._reconcile(job_id, broker)
+        finally:
+            broker.close()
+        self._sweep()
+        return dict(self.stats)
+
+    def _candidates(self) -> set[str]:
+        """Every job that may need a message: queued ones, and everything in the outbox."""
+        redis = self.store.redis
+        ids = {raw.decode() for raw in redis.hkeys(self._key(OUTBOX_KEY))}
+        for mode in self.modes:
+            ids.update(raw.decode() for raw in redis.zrange(self._key(f"queue:{mode}"), 0, -1))
+        return ids
+
+    def _reconcile(self, job_id: str, broker: BrokerView) -> None:
+        redis = self.store.redis
+        raw = redis.hget(self._key(OUTBOX_KEY), job_id)
+        published = Published.from_json(raw) if raw is not None else None
+        try:
+            job = self.store.get(job_id)
+        except Exception:  # NotFound: the record expired or was never completed
+            job = None
+        leased = bool(redis.exists(self._key(f"lease:{job_id}")))
+        view = None
+        if published is not None and job is not None:
+            checked_at = self._verified.get(job_id, (None, 0.0))
+            check = checked_at[0] != published or time.monotonic() - checked_at[1] > VERIFY_AGAIN_S
+            view = broker.partition(published, job_id, check=check)
+            if view.holds_job:
+                self._verified[job_id] = (published, time.monotonic())
+        decision = plan(job, published, view, leased=leased, now=time.time(), grace_s=self.grace_s)
+        if decision.action != "leave":
+            self._verified.pop(job_id, None)
+        if decision.action == "forget":
+            redis.hdel(self._key(OUTBOX_KEY), job_id)
+            self.stats["forgotten"] += 1
+        elif decision.action == "publish":
+            log.warning("reconciler: job %s: %s; publishing it again", job_id, decision.reason)
+            publish(self.store, self.producer, self.kafka, job)
+            self.stats["published"] += 1
+
+    def _sweep(self) -> None:
+        """S3 job folders no Redis record owns: rebuild the record (Redis lost it) or, for a
+        submission that never got as far as its ``params.json``, remove the folder once old."""
+        now = time.time()
+        for job_id, modified in self.storage.job_folders():
+            if self.store.redis.exists(self._key(f"job:{job_id}")):
+                continue
+            keys = self.storage.keys(f"jobs/{job_id}/")
+            if object_keys(job_id)["params"] in keys:
+                self._rebuild(job_id, keys)
+            elif now - modified >= self.orphan_age_s:
+                self.storage.delete_prefix(f"jobs/{job_id}/")
+                self.stats["swept"] += 1
+                log.info("reconciler: removed S3 inputs of job %s, which has no record", job_id)
+
+    def _rebuild(self, job_id: str, keys: list[str]) -> None:
+        """The record of a job from its S3 folder; queued again unless an attempt left a result."""
+        stored = json.loads(self.storage.get(object_keys(job_id)["params"]))
+        job = rebuilt_job(job_id, stored, keys)
+        try:
+            self.store.create(job)
+        except Exception as exc:  # Conflict: it came back meanwhile (the API or a consumer wrote it)
+            log.info("reconciler: job %s not rebuilt (%s)", job_id, exc)
+            return
+        log.warning(
+            "reconciler: job %s had no record in Redis: rebuilt from S3 as %s", job_id, job.status.value
+        )
+        self.stats["rebuilt"] += 1
+        if job.status is Status.QUEUED:
+            publish(self.store, self.producer, self.kafka, job)
+            self.stats["published"] += 1
+
+
+def rebuilt_job(job_id: str, stored: dict[str, Any], keys: list[str]) -> Job:
+    """A record from a job's ``params.json`` and the keys of its S3 folder (pure).
+
+    Inputs are the layout's; a ``result.png`` under any attempt means it succeeded (the newest
+    attempt's counts); otherwise it is queued from scratch. What only Redis knew — progress,
+    losses, a cancellation asked for while it ran — is gone with it.
+    """
+    layout = object_keys(job_id)
+    styles = sorted(k for k in keys if k.startswith(f"{layout['prefix']}/inputs/style-"))
+    init = layout["init_image"] if layout["init_image"] in keys else None
+    inputs = Inputs(layout["content"], tuple(styles), init)
+    job = Job(id=job_id, mode=str(stored["mode"]), params=dict(stored["params"]), inputs=inputs,
+              submitted_at=str(stored.get("submitted_at") or now_iso()))  # fmt: skip
+    results = sorted(
+        (int(k.split("/")[3]), k) for k in keys if k.endswith("/result.png") and "/attempts/" in k
+    )
+    if not results:
+        return job
+    attempt, key = results[-1]
+    return job.evolve(status=Status.SUCCEEDED, attempt=attempt, result_key=key, finished_at=now_iso(),
+                      engine=dict(stored.get("engine") or {}))  # fmt: skip
+
+
+class BrokerView:
+    """Log ends and the groups' committed offsets of every job topic, read once per pass, and the
+    record at a job's offset when that is what decides."""
+
+    def __init__(self, cfg: KafkaConfig, modes: list[str]) -> None:
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        self._admin = bus.make_admin(cfg, client_id="stylequeue-reconciler")
+        self._reader: Any = None
+        self._cfg = cfg
+        self.partitions: dict[str, set[int]] = {}
+        self.ends: dict[tuple[str, int], int] = {}
+        self.committed: dict[tuple[str, int], int] = {}
+        for mode in modes:
+            topic = bus.topic_for(cfg, mode)
+            described = self._admin.describe_topics([topic])
+            parts = [
+                TopicPartition(topic, bus.partition_id(p))
+                for t in described
+                for p in t.get("partitions") or ()
+            ]
+            self.partitions[topic] = {tp.partition for tp in parts}
+            if not parts:
+                continue
+            ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in parts})
+            self.ends.update({(tp.topic, tp.partition): info.offset for tp, info in ends.items()})
+            group = bus.group_for(cfg, mode)
+            offsets = self._admin.list_group_offsets({group: parts}).get(group, {})
+            self.committed.update(
+                {(tp.topic, tp.partition): m.offset for tp, m in offsets.items() if m.offset >= 0}
+            )
+
+    def partition(self, published: Published, job_id: str, *, check: bool = True) -> Broker:
+        if published.partition not in self.partitions.get(published.topic, set()):
+            return Broker(exists=False)
+        key = (published.topic, published.partition)
+        end, committed = self.ends.get(key), self.committed.get(key)
+        pending = (end is None or end > published.offset) and (
+            committed is None or committed <= published.offset
+        )
+        holds = self._holds(published, job_id) if pending and check else None
+        return Broker(True, end, committed, holds)
+
+    def _holds(self, published: Published, job_id: str) -> bool:
+        """Whether the record at the published offset is keyed by ``job_id``."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        if self._reader is None:
+            servers = [s.strip() for s in self._cfg.bootstrap.split(",") if s.strip()]
+            self._reader = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+                                         client_id="stylequeue-reconciler-reader")  # fmt: skip
+        tp = TopicPartition(published.topic, published.partition)
+        self._reader.assign([tp])
+        self._reader.seek(tp, published.offset)
+        records = self._reader.poll(timeout_ms=2000, max_records=1).get(tp, [])
+        return bool(records) and records[0].offset == published.offset and records[0].key == job_id.encode()
+
+    def close(self) -> None:
+        self._admin.close()
+        if self._reader is not None:
+            self._reader.close()
