@@ -46,19 +46,6 @@ PARAMS = {
 }
 
 
-def png(seed: int, size: int = 40) -> bytes:
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    image = Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), "RGB")
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
-
-
 @dataclass
 class Run:
     """One scenario's running stack and what the load generator saw."""
@@ -75,7 +62,10 @@ class Run:
         return self.stack.api_url
 
     def submit(self, seed: int, mode: str) -> None:
-        files = {"content": ("c.png", png(seed)), "style": ("s.png", png(seed + 1))}
+        files = {
+            "content": ("c.png", localstack.tiny_png(seed, 40)),
+            "style": ("s.png", localstack.tiny_png(seed + 1, 40)),
+        }
         try:
             response = requests.post(f"{self.url}/api/v1/jobs", data={"mode": mode, **PARAMS[mode]},
                                      files=files, timeout=30)  # fmt: skip

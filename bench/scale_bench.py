@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import signal
 import sys
 import tempfile
@@ -128,19 +127,6 @@ def plan(counts: list[int], leave: bool, kill: bool) -> list[Stage]:
 # --- feeding and watching jobs -------------------------------------------------------------------
 
 
-def tiny_png(seed: int, size: int = 32) -> bytes:
-    import io
-
-    from PIL import Image
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size))
-    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
 class Feeder(threading.Thread):
     """Keeps ``target`` jobs queued by submitting through the API; counts what runs."""
 
@@ -150,7 +136,10 @@ class Feeder(threading.Thread):
         super().__init__(name="feeder", daemon=True)
         self.url = f"{api_url}/api/v1/jobs"
         self.store, self.params, self.target = store, params, target
-        self.files = {"content": ("c.png", tiny_png(seed)), "style": ("s.png", tiny_png(seed + 1))}
+        self.files = {
+            "content": ("c.png", localstack.tiny_png(seed)),
+            "style": ("s.png", localstack.tiny_png(seed + 1)),
+        }
         self.submitted: list[str] = []
         self.running = 0
         self.errors: dict[str, int] = {}

@@ -54,21 +54,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def tiny_png(seed: int, size: int = 32) -> bytes:
-    """A small noisy RGB PNG, different per seed (the API normalises and stores it)."""
-    import io
-    import random
-
-    from PIL import Image
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size))
-    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
 @dataclasses.dataclass
 class Sample:
     """One job's times, in seconds."""
@@ -93,7 +78,7 @@ class Client:
         self.api_url, self.mode = api_url, mode
         self.store = status.StatusStore.from_config(config.load(config.RedisConfig, env))
         self.http = requests.Session()
-        self.images = [tiny_png(seed) for seed in range(8)]
+        self.images = [localstack.tiny_png(seed) for seed in range(8)]
 
     def post(self, seed: int) -> tuple[str, float, float]:
         """Submit one job; (job id, wall time the POST started, its round trip)."""

@@ -309,6 +309,22 @@ def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> dict[
     }
 
 
+def tiny_png(seed: int, size: int = 32) -> bytes:
+    """A small random-looking RGB PNG, the same for the same seed: the inputs of the tests' and the
+    benchmarks' jobs (the API normalises and stores it like any upload)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size))
+    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 # --- the whole application ----------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

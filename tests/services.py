@@ -20,6 +20,7 @@ import containers
 import pytest
 
 from stylequeue import localstack
+from stylequeue.localstack import tiny_png  # noqa: F401  (the tests import it from here)
 
 
 def _service(variable: str, start, start_container) -> Iterator[str]:
@@ -119,21 +120,6 @@ def stack(
 
 
 # --- helpers for tests that drive jobs without the API ---------------------------------------
-
-
-def tiny_png(seed: int, size: int = 32) -> bytes:
-    """A small random-looking RGB PNG (deterministic per seed)."""
-    import io
-    import random
-
-    from PIL import Image
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size))
-    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 class Clients:
