@@ -50,6 +50,7 @@ class Membership(ConsumerRebalanceListener):
         self._epoch_counter = itertools.count(1)
         self._busy = False
         self.holds: dict[TopicPartition, float] = {}  # partition → monotonic time it resumes
+        self.resume_at: dict[TopicPartition, int] = {}  # partition → offset a held one resumes from
 
     # --- rebalance listener (called from inside poll, on the polling thread) -----------------
 
@@ -57,6 +58,7 @@ class Membership(ConsumerRebalanceListener):
         for tp in revoked:
             self.epochs.pop(tp, None)
             self.holds.pop(tp, None)  # its records are read again by whoever gets it
+            self.resume_at.pop(tp, None)
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
 
@@ -99,24 +101,46 @@ class Membership(ConsumerRebalanceListener):
                 tick()
                 wait([job], timeout=KEEP_ALIVE_WAIT_S)
         finally:
+            # The partitions stay paused until the caller has committed and sought back over what
+            # it could not resolve; the next take() resumes them. Resumed here, kafka-python's IO
+            # thread could fetch from the old position at once, and that fetch's answer can move
+            # the position past a record the caller then seeks back to: a job deferred for its
+            # retry backoff was never read again (found by tests/test_faults.py).
             self._busy = False
-            self._resume_ready()
 
-    def hold(self, tp: TopicPartition, seconds: float) -> None:
-        """Take nothing from ``tp`` for ``seconds`` (while it is still assigned to this consumer)."""
+    def hold_all(self, seconds: float, offsets: Mapping[TopicPartition, int]) -> None:
+        """Take nothing at all for ``seconds``, then read each partition in ``offsets`` again from
+        its offset. Every partition, not only the deferred ones: a partition paused while the
+        others go on being fetched was, with the local broker, never fetched again after it was
+        resumed (its deferred record was never read again: a job stuck ``queued`` for good), and
+        a consumer that pauses everything stops fetching, then starts afresh (tests/test_worker.py)."""
+        for tp in self.consumer.assignment():
+            self.hold(tp, seconds, offsets.get(tp))
+
+    def hold(self, tp: TopicPartition, seconds: float, offset: int | None = None) -> None:
+        """Take nothing from ``tp`` for ``seconds`` (while it is still assigned to this consumer),
+        then read it again from ``offset`` (sought once more on resume, for the same reason)."""
         if tp in self.consumer.assignment():
             self.holds[tp] = time.monotonic() + seconds
+            if offset is not None:
+                self.resume_at[tp] = offset
             self.consumer.pause(tp)
 
     def _resume_ready(self) -> None:
         """Resume every paused partition whose hold (if any) is over."""
         now = time.monotonic()
+        seeks = {}
         for tp, until in list(self.holds.items()):
             if until <= now or tp not in self.epochs:
                 del self.holds[tp]
+                offset = self.resume_at.pop(tp, None)
+                if offset is not None and tp in self.epochs:
+                    seeks[tp] = offset
         ready = [tp for tp in self.consumer.paused() if tp not in self.holds]
         if ready:
             self.consumer.resume(*ready)
+        for tp, offset in seeks.items():
+            self.consumer.seek(tp, offset)
 
     def _give_back(self, records: list) -> None:
         """Seek back over records a paused poll returned anyway (a partition assigned mid-poll)."""

@@ -131,18 +131,20 @@ class Worker:
         self._hold_deferred(taken, plan.rewinds)
 
     def _hold_deferred(self, taken: list[Taken], rewinds: dict[TopicPartition, int]) -> None:
-        """Pause the partitions whose records wait for a lease or a backoff, until it may be over.
+        """Take nothing until the first record that waits for a lease or a backoff may be claimed.
 
-        Never a sleep: the loop keeps polling (group membership) and other partitions flow. The
-        hold is capped, so a lease given up early (the job ended) is noticed soon.
+        Never a sleep: the loop keeps polling (group membership). Every partition pauses, not only
+        the waiting ones (see :meth:`Membership.hold_all`), so the hold is capped short: a lease
+        given up early (the job ended) is noticed soon, and other jobs wait at most ``MAX_HOLD_S``.
         """
         waits: dict[TopicPartition, float] = {}
         for record in taken:
             wait_s = self.runner.deferred.get(record.job_id or "")
             if wait_s is not None and record.tp in rewinds:
                 waits[record.tp] = min(wait_s, waits.get(record.tp, wait_s))
-        for tp, wait_s in waits.items():
-            self.membership.hold(tp, min(max(wait_s, MIN_HOLD_S), MAX_HOLD_S))
+        if waits:
+            wait_s = min(waits.values())
+            self.membership.hold_all(min(max(wait_s, MIN_HOLD_S), MAX_HOLD_S), rewinds)
 
     def _taken(self, record: Any) -> Taken:
         tp = TopicPartition(record.topic, record.partition)

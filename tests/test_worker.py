@@ -207,3 +207,43 @@ def test_keep_alive_returns_as_soon_as_the_job_is_done(service_env):
         assert max(lags) < 0.06, lags
     finally:
         membership.close()
+
+
+def test_a_held_record_is_read_again_when_its_hold_ends(service_env):
+    """A record deferred for a retry's backoff: the worker seeks back to it and holds its partition;
+    once the hold ends the record must come again (it once never did: kafka-python kept fetching
+    from past it after a seek made while the partition was paused)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kafka import TopicPartition
+
+    from consumer.membership import Membership
+    from stylequeue import bus, config
+
+    kafka = config.load(config.KafkaConfig, service_env)
+    bus.ensure_topics(kafka, ["gatys"])
+    producer = bus.make_producer(kafka)
+    for key in ("a", "b"):
+        producer.send(bus.topic_for(kafka, "gatys"), key=key.encode(), value=b"{}").get(timeout=10)
+    membership = Membership()
+    membership.consumer = bus.make_consumer(kafka, "gatys", "hold-test", listener=membership)
+    try:
+        first = []
+        deadline = time.monotonic() + 30
+        while not first and time.monotonic() < deadline:
+            first = membership.take(1, 500)
+        record = first[0]
+        tp = TopicPartition(record.topic, record.partition)
+        with ThreadPoolExecutor(1) as pool:
+            membership.keep_alive(pool.submit(time.sleep, 0.3))  # the job "runs", then is deferred
+        membership.seek({tp: record.offset})
+        membership.hold_all(0.5, {tp: record.offset})  # as Worker._hold_deferred does
+        again, deadline = [], time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+            (r.partition, r.offset) == (record.partition, record.offset) for r in again
+        ):
+            again += membership.take(1, 200)
+        assert any((r.partition, r.offset) == (record.partition, record.offset) for r in again), again
+    finally:
+        membership.close()
+        producer.close()
