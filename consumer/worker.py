@@ -111,12 +111,14 @@ class Worker:
         """One :meth:`cycle`; a broker or Redis that is away (a restart, a network blip) is waited
         out with backoff instead of ending the consumer: kafka-python reconnects and rejoins the
         group by itself, and records not yet resolved are read again."""
+        failures = self._outage.failures
         try:
             self.cycle()
         except (KafkaError, RedisError, OSError) as exc:
             self.stopping.wait(self._outage.failed(exc))
         else:
-            self._outage.succeeded()
+            if self._outage.failures == failures:  # the pass met no outage (``_run`` notes its own)
+                self._outage.succeeded()
 
     def cycle(self) -> None:
         self._beat()
@@ -163,7 +165,6 @@ class Worker:
         self.membership.keep_alive(future, self._tick)
         try:
             outcome = future.result()
-            self._outage.succeeded()
         except (RedisError, OSError) as exc:  # Redis (or S3) away: read the records again after a wait
             outcome = {}
             self.stopping.wait(self._outage.failed(exc))

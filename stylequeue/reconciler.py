@@ -32,6 +32,7 @@ from typing import Any
 
 from stylequeue import bus
 from stylequeue.config import KafkaConfig
+from stylequeue.errors import Conflict, NotFound
 from stylequeue.job import Inputs, Job, Status, epoch_s, now_iso, object_keys
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class Reconciler:
         published = Published.from_json(raw) if raw is not None else None
         try:
             job = self.store.get(job_id)
-        except Exception:  # NotFound: the record expired or was never completed
+        except NotFound:  # the record expired or was never completed (a Redis error ends the pass)
             job = None
         leased = bool(redis.exists(self._key(f"lease:{job_id}")))
         view = None
@@ -214,10 +215,9 @@ class Reconciler:
         """S3 job folders no Redis record owns: rebuild the record (Redis lost it) or, for a
         submission that never got as far as its ``params.json``, remove the folder once old."""
         now = time.time()
-        for job_id, modified in self.storage.job_folders():
+        for job_id, (modified, keys) in self.storage.job_folders().items():
             if self.store.redis.exists(self._key(f"job:{job_id}")):
                 continue
-            keys = self.storage.keys(f"jobs/{job_id}/")
             if object_keys(job_id)["params"] in keys:
                 self._rebuild(job_id, keys)
             elif now - modified >= self.orphan_age_s:
@@ -231,7 +231,7 @@ class Reconciler:
         job = rebuilt_job(job_id, stored, keys)
         try:
             self.store.create(job)
-        except Exception as exc:  # Conflict: it came back meanwhile (the API or a consumer wrote it)
+        except Conflict as exc:  # it came back meanwhile (the API or a consumer wrote it)
             log.info("reconciler: job %s not rebuilt (%s)", job_id, exc)
             return
         log.warning(

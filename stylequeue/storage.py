@@ -143,16 +143,19 @@ class Storage:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
 
-    def job_folders(self, prefix: str = "jobs/") -> list[tuple[str, float]]:
-        """``(job id, newest object's modification time)`` of every ``jobs/<id>/`` folder."""
+    def job_folders(self, prefix: str = "jobs/") -> dict[str, tuple[float, list[str]]]:
+        """Job id → (newest object's modification time, its keys) of every ``jobs/<id>/`` folder,
+        from one listing of the bucket."""
         newest: dict[str, float] = {}
+        keys: dict[str, list[str]] = {}
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         for page in pages:
             for obj in page.get("Contents", ()):
                 job_id = obj["Key"][len(prefix) :].split("/", 1)[0]
                 stamp = obj["LastModified"].timestamp()
                 newest[job_id] = max(stamp, newest.get(job_id, stamp))
-        return sorted(newest.items())
+                keys.setdefault(job_id, []).append(obj["Key"])
+        return {job_id: (newest[job_id], keys[job_id]) for job_id in newest}
 
     def presign(self, key: str, ttl: int) -> str:
         """A GET URL for ``key`` valid ``ttl`` seconds, signed for the public endpoint."""

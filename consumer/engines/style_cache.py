@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import redis as redis_lib
 import torch
 from PIL import Image
 
@@ -81,8 +82,6 @@ class SharedCodes:
         self._call(lambda: self.redis.set(self.key(key), pack(code), ex=self.ttl_s))
 
     def _call(self, op: Callable[[], Any]) -> Any:
-        import redis as redis_lib
-
         try:
             result = op()
         except redis_lib.RedisError as exc:
