@@ -2,9 +2,11 @@
 
 ``create_app`` reads its configuration from ``config`` (a mapping of ``STYLEQUEUE_*`` variables;
 default: the environment), builds the service clients with :func:`api.service.make_clients` unless
-``clients`` are given, makes sure the bucket and topics exist, and registers the routes, the seed
-projects' routes (:mod:`api.compat`, unless ``STYLEQUEUE_COMPAT_ROUTES=0``), the JSON error
-handler, request metrics and (when ``STYLEQUEUE_UI_DIR`` is set) the built web UI.
+``clients`` are given, and registers the routes, the seed projects' routes (:mod:`api.compat`,
+unless ``STYLEQUEUE_COMPAT_ROUTES=0``), the JSON error handler, request metrics and (when
+``STYLEQUEUE_UI_DIR`` is set) the built web UI. It does no network I/O: clients connect on first
+use, and the bucket and topics are made beforehand by :func:`api.backing.provision`, so a worker
+that boots while a backing service is down serves and ``/readyz`` names the service.
 """
 
 from __future__ import annotations
@@ -17,20 +19,21 @@ from flask import Flask, Response, abort, current_app, g, request, send_from_dir
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import compat, errors, guard, routes
+from api import compat, errors, guard, reference, routes
 from api.jsonbody import StrictJSONProvider
 from api.middleware import BodyBuffer
+from api.openapi import doc
+from api.pipeline_metrics import PipelineCollector, make_lag_reader
 from api.requests import ApiRequest
 from api.seeds import CompatService
 from api.service import Clients, JobService, Settings, make_clients
+from consumer.engines.registry import kinds
 from stylequeue import metrics
-from stylequeue.modes import MODES
 
 
 def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | None = None) -> Flask:
     settings = Settings.load(config)
     service = JobService(clients or make_clients(settings), settings)
-    service.start()
 
     app = Flask(__name__, static_folder=None)
     _limit_requests(app, settings)
@@ -41,13 +44,18 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
     guard.init_app(app, service)
     app.register_blueprint(routes.bp)
     app.register_blueprint(routes.health)
+    app.register_blueprint(reference.bp)
     if settings.api.compat_routes:
         app.extensions["stylequeue.compat"] = CompatService(service)
         app.register_blueprint(compat.bp)
     app.add_url_rule("/metrics", "metrics", metrics_view)
-    metrics.init_series(MODES)
-    app.extensions["stylequeue.metrics"] = metrics.PipelineCollector(
-        MODES, store=service.status, lag_reader=metrics.make_lag_reader(settings.kafka, MODES)
+    modes = kinds()
+    metrics.init_series(modes, style_cache=any(kind.style_cache for kind in modes.values()))
+    app.extensions["stylequeue.metrics"] = PipelineCollector(
+        list(modes),
+        store=service.status,
+        presence=service.presence,
+        lag_reader=make_lag_reader(settings.kafka, list(modes)),
     )
     _record_requests(app)
     if settings.api.ui_dir:
@@ -73,10 +81,16 @@ def _limit_requests(app: Flask, settings: Settings) -> None:
 
 
 def metrics_view() -> Response:
-    """Prometheus metrics, summed over gunicorn's workers in multiprocess mode, plus queue depth,
-    consumers per engine and consumer lag read from Redis and Kafka at scrape time."""
+    """Prometheus metrics of the API.
+
+    Summed over gunicorn's workers in multiprocess mode, plus queue depth, consumers per engine
+    and consumer lag read from Redis and Kafka at scrape time.
+    """
     body, content_type = metrics.exposition([current_app.extensions["stylequeue.metrics"]])
     return Response(body, content_type=content_type)
+
+
+documented_metrics = doc({200: None}, operation_id="metrics", guarded=False)(metrics_view)
 
 
 def _record_requests(app: Flask) -> None:

@@ -1,10 +1,18 @@
-"""Which backing service (redis, s3, kafka) an exception came from, and what a client is told.
+"""The API's backing services (redis, s3, kafka): provisioning them, reaching them lazily, and
+naming the one an exception came from.
 
-Flask-free, so the service layer and the error handlers share it: a client learns the service's
-name and that it is unavailable; the exception's text (hosts, ports) stays in the log.
+Flask-free, so the service layer, the error handlers and ``stylequeue provision`` share it. An
+API worker never provisions and opens no connection while it boots: the bucket and topics are
+made once by :func:`provision` (the local stack before it starts the API, ``stylequeue
+provision`` as compose's and Kubernetes' init step), so a worker that boots while S3 or Kafka is
+down serves, and ``/readyz`` says 503 naming the service until it is back.
 """
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from kafka.errors import KafkaError
@@ -29,3 +37,37 @@ def service_name(exc: BaseException) -> str | None:
 def unavailable_message(service: str) -> str:
     """What a client is told when ``service`` failed: its name, never its error."""
     return f"{service} is unavailable; try again later"
+
+
+class LazyProducer:
+    """A Kafka producer made on first use; attribute access goes to it.
+
+    ``KafkaProducer`` connects in its constructor, so the API builds it here on its first publish
+    or readiness check rather than at boot. A failed build raises (503 naming kafka) and is tried
+    again at the next use; the lock makes threads of one worker share one producer.
+    """
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._producer: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        with self._lock:
+            if self._producer is None:
+                self._producer = self._factory()
+        return getattr(self._producer, name)
+
+
+def provision(settings: Any) -> list[str]:
+    """Create the bucket, every mode's job topic and the dead-letter topic unless they exist.
+
+    Idempotent: what exists is left as it is. ``settings`` is an :class:`api.service.Settings`.
+    Returns the topic names.
+    """
+    from consumer.engines.registry import modes
+    from stylequeue import bus
+    from stylequeue.storage import Storage
+
+    Storage.from_config(settings.s3).ensure_bucket()
+    return bus.ensure_topics(settings.kafka, modes())

@@ -16,9 +16,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from api import seeds
+from api.bodies import ModelStatus, PixelBlendResult, SeedHealth
+from api.openapi import doc, seed_form
 from api.routes import parse_submission
+from api.views import JobView
 
 bp = Blueprint("compat", __name__)
+TAGS = ("seed compatibility",)
+# Every seed submission: the native errors (naming the seed's field), 409 for a job cancelled while
+# waited for, and 422 also for one that ran and failed (code job_failed).
+SEED_ERRORS = (400, 408, 409, 413, 415, 422, 503)
+PENDING = (JobView, "still running after the wait (STYLEQUEUE_COMPAT_WAIT_S): the job, Location its URL")
 
 
 def compat() -> seeds.CompatService:
@@ -26,30 +34,65 @@ def compat() -> seeds.CompatService:
 
 
 @bp.post(seeds.PIXELBLEND.path)
+@doc({200: (PixelBlendResult, "the job succeeded"), 202: (PixelBlendResult, "still running after the wait")}, SEED_ERRORS, operation_id="pixelblendGenerate",
+     tags=TAGS, form=seed_form(seeds.PIXELBLEND))  # fmt: skip
 def pixelblend_generate():
+    """PixelBlend: blend a content image with two styles and answer the result's URLs.
+
+    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
+    """
     body, done = compat().generate(parse_submission())
     response = jsonify(body)
     return response if done else _pending(response, body["job_url"])
 
 
 @bp.get("/api/health")
+@doc({200: (SeedHealth, "ready"), 503: (SeedHealth, "a service is down")}, operation_id="pixelblendHealth",
+     tags=TAGS, guarded=False)  # fmt: skip
 def pixelblend_health():
+    """PixelBlend: readiness and the blend model.
+
+    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
+    """
     body, ready = compat().health()
     return jsonify(body), 200 if ready else 503
 
 
 @bp.get("/api/model-status")
+@doc({200: (ModelStatus, "the blend engine's state")}, (503,), operation_id="pixelblendModelStatus", tags=TAGS,
+     guarded=False)  # fmt: skip
 def pixelblend_model_status():
+    """PixelBlend: the blend model's state.
+
+    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
+    """
     return jsonify(compat().model_status())
 
 
 @bp.post(seeds.GATYS_SERVICE.path)
+@doc(
+    {200: None, 202: PENDING},
+    SEED_ERRORS,
+    operation_id="gatysStylize",
+    tags=TAGS,
+    form=seed_form(seeds.GATYS_SERVICE),
+)
 def gatys_stylize():
+    """Gatys service: stylize and answer the image.
+
+    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
+    """
     return _image(*compat().image(seeds.GATYS_SERVICE, parse_submission()))
 
 
 @bp.post(seeds.PHOTOREAL.path)
+@doc({200: None, 202: PENDING}, SEED_ERRORS, operation_id="photorealUploadImages", tags=TAGS,
+     form=seed_form(seeds.PHOTOREAL))  # fmt: skip
 def photoreal_upload_images():
+    """Photoreal: stylize and answer the image at the content's size.
+
+    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
+    """
     return _image(*compat().image(seeds.PHOTOREAL, parse_submission()))
 
 

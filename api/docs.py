@@ -7,23 +7,15 @@ route's fields once, in :mod:`api.seeds`; this renders them so the README cannot
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from pathlib import Path
 
 from api import seeds
 from stylequeue import config
 
 
-def sections() -> list[type]:
+def sections() -> list[type[config.Section]]:
     """Every config section in :mod:`stylequeue.config`, in source order."""
-    found = []
-    for _, cls in inspect.getmembers(config, inspect.isclass):
-        if dataclasses.is_dataclass(cls) and cls.__module__ == config.__name__:
-            fields = dataclasses.fields(cls)
-            if fields and all("env" in f.metadata for f in fields):
-                found.append(cls)
-    return sorted(found, key=lambda cls: inspect.getsourcelines(cls)[1])
+    return [cls for cls in config.Section.__subclasses__() if cls.__module__ == config.__name__]
 
 
 def _default(value: object) -> str:
@@ -31,8 +23,6 @@ def _default(value: object) -> str:
         return "**required**"
     if isinstance(value, bool):
         return f"`{'1' if value else '0'}`"
-    if isinstance(value, Path):
-        return f"`{value}`"
     return f"`{value}`" if value != "" else "(empty)"
 
 
@@ -41,7 +31,8 @@ def config_table() -> str:
     lines = ["| variable | default | section | meaning |", "| --- | --- | --- | --- |"]
     for cls in sections():
         for row in config.describe(cls):
-            help_text = row["help"].replace("|", "\\|")
+            choices = f"; one of {', '.join(f'`{c}`' for c in row['choices'])}" if row["choices"] else ""
+            help_text = (row["help"] + choices).replace("|", "\\|")
             lines.append(f"| `{row['env']}` | {_default(row['default'])} | {cls.__name__} | {help_text} |")
     return "\n".join(lines)
 

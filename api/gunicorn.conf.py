@@ -2,7 +2,8 @@
 
 Command-line flags (``-b``, ``-w``) override what is set here. Each worker builds its own clients in
 ``create_app()`` after the fork (no ``preload_app``): the Kafka producer's thread and the Redis and
-S3 connection pools must not be shared across processes.
+S3 connection pools must not be shared across processes. They connect on first use, and nothing
+here provisions (``stylequeue provision`` does), so a worker boots while a backing service is down.
 """
 
 import os

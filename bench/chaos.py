@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from stylequeue import config, localstack, storage  # noqa: E402
+from launcher import localstack  # noqa: E402
+from stylequeue import config, storage  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 PARAMS = {
@@ -143,7 +144,7 @@ def cancel_under_load(run: Run) -> None:
 
 def supervised_kill(run: Run) -> None:
     """`stylequeue dev`'s supervisor: a consumer and the API SIGKILLed, brought back by it alone."""
-    from stylequeue.supervisor import RestartPolicy, Supervisor
+    from launcher.supervisor import RestartPolicy, Supervisor
 
     supervisor = Supervisor(RestartPolicy(first_s=1), say=lambda _: None)
     for child in run.stack.children:

@@ -42,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from consumer.engines import image as im  # noqa: E402
 from consumer.engines.base import Hooks  # noqa: E402
-from consumer.engines.gatys import GatysEngine, GatysRun, create_engine, plan_for  # noqa: E402
+from consumer.engines.gatys import GatysParams  # noqa: E402
+from consumer.engines.gatys_engine import GatysEngine, GatysRun, create_engine, plan_for  # noqa: E402
 from consumer.engines.vgg import VGGFeatures  # noqa: E402
 from stylequeue import config as config_mod  # noqa: E402
 from stylequeue.config import EngineConfig  # noqa: E402
-from stylequeue.params.gatys import GatysParams  # noqa: E402
 
 TARGET_SPEEDUP = 4.0  # issue 13: ours (auto) against the reference at the largest size, on the CPU
 TARGET_LOSS = 0.02  # ... with the final total loss within 2% of ours in fp32
@@ -227,7 +227,7 @@ def make_engines(args: argparse.Namespace) -> dict[tuple[str, bool], GatysEngine
     engines = {}
     for precision in args.precisions:
         for graphs in (False, True) if args.cuda_graphs else (False,):
-            config = dataclasses.replace(base, precision=precision, cuda_graphs=graphs)
+            config = base.model_copy(update={"precision": precision, "cuda_graphs": graphs})
             engine = create_engine(config)
             if graphs and engine.device.type != "cuda":
                 continue

@@ -52,8 +52,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import scale_stats as stats  # noqa: E402
 
-from stylequeue import bus, config, localstack  # noqa: E402
-from stylequeue.job import Job, epoch_s  # noqa: E402
+from launcher import localstack  # noqa: E402
+from stylequeue import bus, config  # noqa: E402
+from stylequeue.job import epoch_s  # noqa: E402
 from stylequeue.status import StatusStore  # noqa: E402
 
 MODE = "synthetic"
@@ -267,7 +268,7 @@ def read_topic(
         while time.time() < min(deadline, quiet_until) and not wanted <= set(found):
             for records in consumer.poll(timeout_ms=500).values():
                 for record in records:
-                    job_id = Job.from_message(record.value).id
+                    job_id = bus.JobMessage.decode(record.value).id
                     found.setdefault(job_id, (record.partition, record.timestamp / 1000))
                 quiet_until = time.time() + 5
     finally:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/service_bench.py                      # 40 tiny blend jobs, each way
     .venv/bin/python bench/service_bench.py --jobs 100 --mode gatys
 
-Starts the embedded services (Kafka-protocol broker, Redis, S3: :mod:`stylequeue.localstack`),
+Starts the embedded services (Kafka-protocol broker, Redis, S3: :mod:`launcher.localstack`),
 the API under gunicorn and one consumer of ``--mode`` (random weights), then submits tiny jobs
 over HTTP as a client would: ``--jobs`` one at a time (each waits for the previous to end), then
 ``--jobs`` at once (``--clients`` threads posting). For every job, from the client's clock and
@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from stylequeue import config, localstack, status  # noqa: E402
+from launcher import localstack  # noqa: E402
+from stylequeue import config, status  # noqa: E402
 from stylequeue.job import epoch_s  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "cancelled"}

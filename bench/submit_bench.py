@@ -37,7 +37,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylequeue import localstack  # noqa: E402
+from launcher import localstack  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 TARGET_BYTES = 100_000

@@ -1,8 +1,8 @@
 """Pure bookkeeping of the records a consumer has taken: batches, duplicates, what to commit.
 
-A consumer takes records (one for Gatys, several for blend), runs them, and then commits each
-partition's offset only up to the first record that was not resolved, and only for partitions
-it still owns *in the same assignment* it took them under (the partition's ``epoch``): after a
+A consumer takes records (one for Gatys, several for an engine whose kind batches, such as blend),
+runs them, and then commits each partition's offset only up to the first record that was not
+resolved, and only for partitions it still owns *in the same assignment* it took them under (the partition's ``epoch``): after a
 revocation another member may have moved on, and committing would move its offset back.
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kafka import TopicPartition
+
+from consumer.engines.registry import kind
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,9 @@ class CommitPlan:
 
 
 def batch_limit(mode: str, blend_batch: int) -> int:
-    """How many records one pass takes: blend runs batched, Gatys one at a time."""
-    return max(1, blend_batch) if mode == "blend" else 1
+    """How many records one pass takes: an engine that ``batches`` (blend) up to ``blend_batch``,
+    any other (Gatys) one at a time."""
+    return max(1, blend_batch) if kind(mode).batches else 1
 
 
 def group_duplicates(taken: Iterable[Taken]) -> list[list[Taken]]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
+
+from stylequeue.clock import SYSTEM, Clock
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class Membership(ConsumerRebalanceListener):
         membership.consumer = bus.make_consumer(cfg, mode, client_id, listener=membership)
     """
 
-    def __init__(self, consumer=None) -> None:
+    def __init__(self, consumer=None, *, clock: Clock = SYSTEM) -> None:
         self.consumer = consumer
+        self.clock = clock  # when holds run out
         self.epochs: dict[TopicPartition, int] = {}
         self._epoch_counter = itertools.count(1)
         self._busy = False
@@ -121,14 +123,14 @@ class Membership(ConsumerRebalanceListener):
         """Take nothing from ``tp`` for ``seconds`` (while it is still assigned to this consumer),
         then read it again from ``offset`` (sought once more on resume, for the same reason)."""
         if tp in self.consumer.assignment():
-            self.holds[tp] = time.monotonic() + seconds
+            self.holds[tp] = self.clock.monotonic() + seconds
             if offset is not None:
                 self.resume_at[tp] = offset
             self.consumer.pause(tp)
 
     def _resume_ready(self) -> None:
         """Resume every paused partition whose hold (if any) is over."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         seeks = {}
         for tp, until in list(self.holds.items()):
             if until <= now or tp not in self.epochs:

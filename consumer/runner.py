@@ -22,7 +22,8 @@ from typing import Any
 from PIL import Image
 
 from consumer import outputs
-from consumer.engines.base import Checkpoint, EngineResult, Hooks, Progress
+from consumer.engines.base import BatchItem, Checkpoint, EngineResult, Hooks, Progress
+from consumer.engines.registry import kind, validate_job_params
 from consumer.failures import (
     STORE_RETRY_DELAYS_S,
     Failure,
@@ -35,10 +36,11 @@ from consumer.failures import (
     next_step,
 )
 from stylequeue import bus, metrics, reconciler
+from stylequeue.bus import JobMessage
+from stylequeue.clock import SYSTEM, Clock
 from stylequeue.config import KafkaConfig, WorkerConfig
 from stylequeue.errors import NotFound
 from stylequeue.job import Job, JobError, Status, epoch_s, iso_after
-from stylequeue.modes import validate_job_params
 from stylequeue.status import Deferred, StoredCheckpoint
 
 log = logging.getLogger(__name__)
@@ -122,22 +124,23 @@ class CancelPoll:
     """``requested()`` asked at most every ``CANCEL_POLL_S`` (the first call always asks); once
     true, it stays true."""
 
-    def __init__(self, requested: Callable[[], bool]) -> None:
-        self.requested = requested
+    def __init__(self, requested: Callable[[], bool], *, clock: Clock = SYSTEM) -> None:
+        self.requested, self.clock = requested, clock
         self.asked_at = float("-inf")
         self.cancelled = False
 
     def __call__(self) -> bool:
-        if not self.cancelled and time.monotonic() - self.asked_at >= CANCEL_POLL_S:
-            self.asked_at = time.monotonic()
+        if not self.cancelled and self.clock.monotonic() - self.asked_at >= CANCEL_POLL_S:
+            self.asked_at = self.clock.monotonic()
             self.cancelled = bool(self.requested())
         return self.cancelled
 
 
 class Runner:
-    def __init__(self, ctx: Context, control: Control) -> None:
+    def __init__(self, ctx: Context, control: Control, *, clock: Clock = SYSTEM) -> None:
         self.ctx = ctx
         self.control = control
+        self.clock = clock  # stall detection, the store-retry waits and the retry backoff's time
         # Job id → attempt of each job this runner holds now; the worker renews their leases.
         self.running: dict[str, int] = {}
         # Job id → seconds to wait, for the last run's jobs that could not be claimed yet.
@@ -145,8 +148,11 @@ class Runner:
         # When the job thread last showed it is alive (a claim or any engine hook); None: idle.
         self.active_at: float | None = None
 
-    def run(self, jobs: list[Job]) -> dict[str, bool]:
-        """Run ``jobs`` (several only for a batching engine); job id → resolved."""
+    def run(self, jobs: list[JobMessage]) -> dict[str, bool]:
+        """Run the jobs of these messages (several only for a batching engine); job id → resolved.
+
+        A message only names the job: its record, claimed in Redis, is what runs.
+        """
         self.deferred = {}
         self.running.clear()
         resolved: dict[str, bool] = {}
@@ -176,10 +182,10 @@ class Runner:
 
     def stalled_for(self) -> float:
         """Seconds since the running job last showed a sign of life (0 when none runs)."""
-        return 0.0 if self.active_at is None else time.monotonic() - self.active_at
+        return 0.0 if self.active_at is None else self.clock.monotonic() - self.active_at
 
     def _alive(self) -> None:
-        self.active_at = time.monotonic()
+        self.active_at = self.clock.monotonic()
 
     def renew_leases(self) -> None:
         """A sign of life for every job this runner holds (called by the polling thread)."""
@@ -189,7 +195,7 @@ class Runner:
 
     # --- claim and inputs ----------------------------------------------------------------------
 
-    def _prepare(self, message: Job) -> Prepared | bool:
+    def _prepare(self, message: JobMessage) -> Prepared | bool:
         try:
             job = self.ctx.store.claim(message.id)
         except NotFound:
@@ -250,7 +256,7 @@ class Runner:
         log.info("job %s resumes at iteration %d (attempt %d's checkpoint)", job.id, stored.iteration,
                  stored.attempt)  # fmt: skip
 
-    def _orphan(self, message: Job) -> bool:
+    def _orphan(self, message: JobMessage) -> bool:
         """A message whose record is gone (expired or never stored): nothing to run or update."""
         log.error("job %s has no record in Redis: dead-lettered", message.id)
         return self._publish_dead_letter(message, "the job's record was not found in Redis")
@@ -267,11 +273,12 @@ class Runner:
         job, store = prepared.job, self.ctx.store
 
         writer = ProgressWriter(store, job)
+        iterations = kind(job.mode).iterations  # progress counts optimisation iterations
 
         def on_progress(p: Progress) -> None:
             self._alive()
             writer.add(p)
-            if job.mode == "gatys":
+            if iterations:
                 metrics.gatys_iterations(1)
 
         def on_checkpoint(iteration: int, image: Any, checkpoint: Checkpoint | None) -> None:
@@ -286,7 +293,7 @@ class Runner:
         def on_snapshot(iteration: int, image: Any) -> None:
             on_checkpoint(iteration, image, None)
 
-        asked = CancelPoll(lambda: store.cancel_requested(job.id))
+        asked = CancelPoll(lambda: store.cancel_requested(job.id), clock=self.clock)
 
         def should_cancel() -> bool:
             self._alive()
@@ -306,7 +313,7 @@ class Runner:
     def _execute(self, ready: list[Prepared]) -> list[EngineResult | BaseException]:
         if not ready:
             return []
-        if self.ctx.mode == "blend" and hasattr(self.ctx.engine, "run_batch"):
+        if kind(self.ctx.mode).batches and hasattr(self.ctx.engine, "run_batch"):
             return self._execute_batch(ready)
         return [self._execute_one(p) for p in ready]
 
@@ -321,10 +328,8 @@ class Runner:
             return exc
 
     def _execute_batch(self, ready: list[Prepared]) -> list[EngineResult | BaseException]:
-        from consumer.engines.blend import BlendItem
-
         metrics.blend_batch(len(ready))
-        items = [BlendItem(p.content, p.styles, p.params, p.hooks) for p in ready]
+        items = [BatchItem(p.content, p.styles, p.params, p.hooks) for p in ready]
         try:
             return list(self.ctx.engine.run_batch(items))
         except Exception as exc:
@@ -350,8 +355,8 @@ class Runner:
                 log.warning(
                     "job %s: storing its outcome failed (%s); retrying in %.1f s", p.job.id, exc, delay
                 )
-                self.active_at = time.monotonic()  # waiting on a service is not a hung job
-                time.sleep(delay)
+                self._alive()  # waiting on a service is not a hung job
+                self.clock.sleep(delay)
         return False
 
     def _succeed(self, p: Prepared, result: EngineResult) -> bool:
@@ -380,7 +385,7 @@ class Runner:
             return self._end(p, Status.CANCELLED)
         if step is Step.RETRY:
             return self._retry(p)
-        if not self._publish_dead_letter(p.job, failure.message):
+        if not self._publish_dead_letter(JobMessage.of(p.job), failure.message):
             return False
         metrics.job_dead_lettered(self.ctx.mode)
         return self._end(p, Status.FAILED, error=JobError(failure.code, failure.message))
@@ -393,25 +398,21 @@ class Runner:
         """
         cfg = self.ctx.worker
         wait = backoff_s(p.job.counted_attempts, cfg.retry_backoff_s, cfg.retry_backoff_max_s)
-        retry_at = iso_after(wait)
+        retry_at = iso_after(wait, clock=self.clock)
         if not self.ctx.store.requeue(p.job.id, p.job.attempt, retry_at):
             return True  # fenced off: a newer attempt owns the job
         log.info("job %s retries in %.1f s", p.job.id, wait)
-        reconciler.publish(
-            self.ctx.store,
-            self.ctx.producer,
-            self.ctx.kafka,
-            p.job.evolve(status=Status.QUEUED, retry_at=retry_at),
-        )
+        # The message only points at the record, which now says QUEUED and when to retry.
+        reconciler.publish(self.ctx.store, self.ctx.producer, self.ctx.kafka, p.job)
         metrics.job_retried(self.ctx.mode)
         return True
 
-    def _publish_dead_letter(self, job: Job, reason: str) -> bool:
+    def _publish_dead_letter(self, message: JobMessage, reason: str) -> bool:
         try:
-            bus.publish_dead_letter(self.ctx.producer, self.ctx.kafka, job, reason)
+            bus.publish_dead_letter(self.ctx.producer, self.ctx.kafka, message, reason)
             return True
         except Exception:
-            log.exception("job %s: dead-letter publish failed; the record will be read again", job.id)
+            log.exception("job %s: dead-letter publish failed; the record will be read again", message.id)
             return False
 
     def _end(self, p: Prepared, status: Status, *, result=None, error=None, meta=None) -> bool:

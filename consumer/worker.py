@@ -16,10 +16,10 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from kafka import TopicPartition
@@ -31,8 +31,10 @@ from consumer.membership import Membership
 from consumer.outage import Outage
 from consumer.runner import Context, Control, Runner
 from stylequeue import metrics
+from stylequeue.bus import JobMessage
+from stylequeue.clock import SYSTEM, Clock
 from stylequeue.errors import ValidationError
-from stylequeue.job import Job
+from stylequeue.presence import Presence
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class WorkerOptions:
     drain_s: float = DRAIN_S
     report_interval_s: float = REPORT_INTERVAL_S
     on_stall: Callable[[], None] = exit_process
+    clock: Clock = SYSTEM  # the drain deadline, lease renewals, stalls, retry backoffs
 
 
 class Worker:
@@ -67,7 +70,7 @@ class Worker:
         self.membership = membership
         self.options = options
         self.control = Control()
-        self.runner = Runner(ctx, self.control)
+        self.runner = Runner(ctx, self.control, clock=options.clock)
         self.stopping = threading.Event()
         self._drain_deadline: float | None = None
         self._renewed_at = 0.0
@@ -98,7 +101,7 @@ class Worker:
         if self.stopping.is_set():
             self.control.release.set()
             return
-        self._drain_deadline = time.monotonic() + self.options.drain_s
+        self._drain_deadline = self.options.clock.monotonic() + self.options.drain_s
         self.stopping.set()
 
     def install_signal_handlers(self) -> None:
@@ -152,15 +155,15 @@ class Worker:
         tp = TopicPartition(record.topic, record.partition)
         job_id = None
         try:
-            job_id = Job.from_message(record.value).id
-        except ValidationError as exc:
+            job_id = JobMessage.decode(record.value).id
+        except ValidationError as exc:  # not JSON, not a job, or a version this consumer does not know
             log.error("undecodable message at %s[%d]@%d: %s", tp.topic, tp.partition, record.offset, exc)
         return Taken(tp, record.offset, self.membership.epochs.get(tp, -1), record.value, job_id)
 
     def _run(self, taken: list[Taken]) -> set[tuple[TopicPartition, int]]:
         """Run the taken records' jobs on the job thread, polling meanwhile; the resolved records."""
         groups = group_duplicates(taken)
-        jobs = [Job.from_message(g[0].value) for g in groups if g[0].job_id is not None]
+        jobs = [JobMessage.decode(g[0].value) for g in groups if g[0].job_id is not None]
         future = self._executor.submit(self.runner.run, jobs)
         self.membership.keep_alive(future, self._tick)
         try:
@@ -205,7 +208,7 @@ class Worker:
 
     def _drained(self) -> None:
         """Past the drain deadline, ask the running job to hand itself back."""
-        if self._drain_deadline is not None and time.monotonic() > self._drain_deadline:
+        if self._drain_deadline is not None and self.options.clock.monotonic() > self._drain_deadline:
             self.control.release.set()
 
     def _renew_leases(self) -> None:
@@ -215,7 +218,7 @@ class Worker:
         nothing for a while; this thread polls Kafka, so a lease lives exactly as long as the
         group membership that took the job.
         """
-        now = time.monotonic()
+        now = self.options.clock.monotonic()
         if now - self._renewed_at < self.ctx.store.cfg.lease_s / LEASE_RENEWALS:
             return
         self._renewed_at = now
@@ -225,7 +228,7 @@ class Worker:
             log.warning("lease renewal failed: %s", exc)
 
     def _dead_letter_raw(self, record: Taken) -> bool:
-        """A message that is not a job goes to the dead-letter topic as it was."""
+        """A message that is not a job (or of an unknown version) goes to the dead-letter topic as it was."""
         try:
             future = self.ctx.producer.send(self.ctx.kafka.dead_letter_topic, value=record.value)
             future.get(timeout=15)
@@ -244,9 +247,14 @@ class Worker:
                 log.warning("engine report failed: %s", exc)
             self.stopping.wait(self.options.report_interval_s)
 
+    @cached_property
+    def presence(self) -> Presence:
+        """Where this consumer says what it serves: the job store's Redis, apart from the records."""
+        return Presence(self.ctx.store.redis, prefix=self.ctx.store.prefix, clock=self.options.clock)
+
     def report(self) -> None:
         ttl = max(3, int(self.options.report_interval_s * 3))
-        self.ctx.store.report_engine(self.ctx.mode, self.options.consumer_id, self.ctx.engine_info, ttl)
+        self.presence.report(self.ctx.mode, self.options.consumer_id, self.ctx.engine_info, ttl)
 
 
 def engine_info(engine: Any) -> dict[str, Any]:

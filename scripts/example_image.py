@@ -17,9 +17,9 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from consumer.engines.blend import create_engine  # noqa: E402
+from consumer.engines.blend import BlendParams  # noqa: E402
+from consumer.engines.blend_engine import create_engine  # noqa: E402
 from stylequeue.config import EngineConfig  # noqa: E402
-from stylequeue.params.blend import BlendParams  # noqa: E402
 
 SAMPLES = ROOT / "samples"
 LABEL = 22  # px of caption under each tile

@@ -1,8 +1,8 @@
 """The message bus: Kafka topics, producer and consumers (kafka-python).
 
 One job topic per mode (``topic_prefix + mode``), so that fast blend jobs never wait behind
-long Gatys jobs, plus one dead-letter topic. Messages are small JSON documents
-(:meth:`Job.to_message`: S3 keys, never image bytes) keyed by job id. A job's partition is
+long Gatys jobs, plus one dead-letter topic. A message is a pointer to the Redis record
+(:class:`JobMessage`: a version, the job's id and mode), keyed by job id. A job's partition is
 the one with the least backlog (:mod:`stylequeue.placement`; ``STYLEQUEUE_PLACEMENT=key`` hashes
 the id instead), so idle consumers get the next jobs. The producer waits for all in-sync
 replicas (``acks=all``) and :func:`publish` blocks until the broker acknowledged: the API answers
@@ -11,17 +11,17 @@ replicas (``acks=all``) and :func:`publish` blocks until the broker acknowledged
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
+import pydantic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stylequeue.config import KafkaConfig
-from stylequeue.errors import ServiceUnavailable
+from stylequeue.errors import ServiceUnavailable, ValidationError
 from stylequeue.job import Job, now_iso
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,60 @@ PUBLISH_TIMEOUT_S = 15.0
 # (p50, measured; 10 ms at a 100 ms wait, 4.6 ms at 25). A short wait costs an idle consumer about
 # 1000/FETCH_MAX_WAIT_MS empty fetches a second, which is nothing.
 FETCH_MAX_WAIT_MS = 20
+
+# The message's schema version. A change of its shape gets a new number (and a new Literal
+# below); a consumer refuses every version it does not know, the producer writes only this one.
+MESSAGE_VERSION = 1
+
+
+class JobMessage(pydantic.BaseModel):
+    """A job topic's message: what a consumer needs to find the job's record, nothing more.
+
+    The record in Redis is the truth (status, attempt, inputs, retry time) and the consumer's claim
+    reads it and fences by its attempt, so the message carries only the id (the claim's key) and
+    the mode (the topic, for a dead letter). A pydantic model rather than a dataclass: the
+    consumer decodes whatever bytes are on the topic, and one validation call turns "not JSON",
+    "not an object", a missing id and an unknown version into one error naming the field.
+    """
+
+    # Frozen like the record; fields another version of this schema adds are ignored, a change
+    # of meaning needs a new version.
+    model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
+
+    v: Literal[1]  # required: a message without a version is of no schema this consumer knows
+    id: str = pydantic.Field(min_length=1)
+    mode: str = pydantic.Field(min_length=1)
+
+    @classmethod
+    def of(cls, job: Job) -> JobMessage:
+        return cls(v=MESSAGE_VERSION, id=job.id, mode=job.mode)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> JobMessage:
+        """The message in ``value``; ValidationError naming the bad field (``message``: the whole)."""
+        try:
+            return cls.model_validate_json(value)
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error["loc"]) or "message"
+            got = f"; got {error['input']!r:.80}" if error["loc"] and error["type"] != "missing" else ""
+            reason = f"not a version {MESSAGE_VERSION} job message: {name}: {error['msg']}{got}"
+            raise ValidationError(reason, field=name) from exc
+
+
+class DeadLetterNote(pydantic.BaseModel):
+    reason: str  # why the job was given up
+    at: str  # when (UTC, :func:`stylequeue.job.now_iso`)
+    topic: str  # the job topic it came from
+
+
+class DeadLetter(JobMessage):
+    """A dead-letter topic's message: the job's message plus why it ended there."""
+
+    dead_letter: DeadLetterNote
 
 
 def _servers(cfg: KafkaConfig) -> list[str]:
@@ -155,16 +209,16 @@ def _send(producer: KafkaProducer, topic: str, key: str, value: bytes) -> Any:
 
 
 def publish(producer: KafkaProducer, cfg: KafkaConfig, job: Job) -> Any:
-    """Put ``job`` on its mode's topic; returns the broker's RecordMetadata once acknowledged."""
-    return _send(producer, topic_for(cfg, job.mode), job.id, job.to_message())
+    """Put ``job``'s message on its mode's topic; the broker's RecordMetadata once acknowledged."""
+    return _send(producer, topic_for(cfg, job.mode), job.id, JobMessage.of(job).encode())
 
 
-def publish_dead_letter(producer: KafkaProducer, cfg: KafkaConfig, job: Job, reason: str) -> Any:
-    """Put ``job`` on the dead-letter topic with why and when (readable by Job.from_message)."""
-    body = json.loads(job.to_message())
-    body["dead_letter"] = {"reason": reason, "at": now_iso(), "topic": topic_for(cfg, job.mode)}
-    value = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-    return _send(producer, cfg.dead_letter_topic, job.id, value)
+def publish_dead_letter(producer: KafkaProducer, cfg: KafkaConfig, message: JobMessage, reason: str) -> Any:
+    """Put the job's message on the dead-letter topic with why and when (a :class:`DeadLetter`,
+    which :meth:`JobMessage.decode` also reads)."""
+    note = DeadLetterNote(reason=reason, at=now_iso(), topic=topic_for(cfg, message.mode))
+    letter = DeadLetter(**message.model_dump(), dead_letter=note)
+    return _send(producer, cfg.dead_letter_topic, message.id, letter.encode())
 
 
 def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any) -> KafkaConsumer:

@@ -1,334 +1,328 @@
 """Typed configuration from the environment (``STYLEQUEUE_*``), with every default in one place.
 
-Each section is a frozen dataclass whose fields name their variable with :func:`env`. Loading
-fails fast with :class:`~stylequeue.errors.ConfigError` naming the variable that is missing or
-malformed. Nothing here reads the environment at import time.
+Each section is a frozen pydantic-settings model: a field reads ``env_prefix`` + its name upper-cased,
+or its ``validation_alias`` where the variable's name does not follow the field's. :func:`load` reads
+only the mapping it is given (never a ``.env`` file) and fails fast with
+:class:`~stylequeue.errors.ConfigError` naming the variable that is missing or malformed; an empty
+variable counts as unset. Building a section directly (``EngineConfig(device="cpu")``) reads no
+environment at all, and nothing here reads it at import time.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, Field
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from stylequeue.errors import ConfigError
+from stylequeue.params import translate
 
-T = TypeVar("T")
-REQUIRED = object()  # default meaning "the variable must be set"
+T = TypeVar("T", bound="Section")
 
 # Public weight files. torchvision's carry the first hex digits of their SHA-256 in the name,
 # which the artifact fetcher checks (the same convention as torch.hub).
 VGG19_TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG16_TORCHVISION_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 
-
-def env(name: str, default: Any = REQUIRED, *, choices: tuple[str, ...] | None = None, help: str = "") -> Any:
-    """Declare a config field read from variable ``name``."""
-    meta = {"env": name, "choices": choices, "help": help}
-    if default is REQUIRED:
-        return dataclasses.field(metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+UserPath = Annotated[Path, AfterValidator(Path.expanduser)]  # "~/x" in a variable means the home folder
 
 
-def _parse(name: str, tp: Any, raw: str) -> Any:
-    if tp is bool:
-        text = raw.strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off", ""}:
-            return False
-        raise ConfigError(f"expected true/false, got {raw!r}", field=name)
-    if tp in (int, float):
-        try:
-            return tp(raw)
-        except ValueError:
-            raise ConfigError(f"expected {tp.__name__}, got {raw!r}", field=name) from None
-    if tp is Path:
-        return Path(raw).expanduser()
-    return raw
+class Section(BaseSettings):
+    """Base of every section: frozen (sections are cache keys), an empty variable means "unset"."""
+
+    # Errors name fields, not variables (loc_by_alias=False); a default stays as written, its "~" too.
+    model_config = SettingsConfigDict(
+        env_prefix="STYLEQUEUE_",
+        env_ignore_empty=True,
+        frozen=True,
+        validate_by_name=True,
+        loc_by_alias=False,
+        validate_default=False,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, **_: Any
+    ) -> tuple:
+        # Keyword arguments only: the environment comes in through load(), from the mapping it is given.
+        return (init_settings,)
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading ``environ`` instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[Section], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+        # A field with an alias reads that variable alone, not also env_prefix + its name.
+        self.config = {**self.config, "validate_by_name": False}
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def variable(cls: type[Section], name: str) -> str:
+    """The environment variable field ``name`` of ``cls`` is read from."""
+    alias = cls.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else cls.model_config["env_prefix"] + name.upper()
 
 
 def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     """Build config section ``cls`` from ``environ`` (default: ``os.environ``)."""
-    environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        name = f.metadata["env"]
-        if name not in environ:
-            if f.default is dataclasses.MISSING:
-                raise ConfigError(f"required variable is not set ({f.metadata['help']})", field=name)
-            continue
-        value = _parse(name, hints[f.name], environ[name])
-        choices = f.metadata["choices"]
-        if choices and value not in choices:
-            raise ConfigError(f"must be one of {', '.join(choices)}, got {value!r}", field=name)
-        values[f.name] = value
-    return cls(**values)
+    values = _MappingSource(cls, os.environ if environ is None else environ)()
+    try:
+        return cls(**values)
+    except pydantic.ValidationError as exc:
+        error = translate(exc, cls)  # the parameters' messages ("must be an integer, got 'six'")
+        field = cls.model_fields[error.field]
+        if exc.errors()[0]["type"] == "missing":
+            error.message = f"required variable is not set ({field.description})"
+        raise ConfigError(error.message, field=variable(cls, error.field)) from None
 
 
-def describe(cls: type) -> list[dict[str, Any]]:
-    """Variable, default and help of each field: the source of the README's configuration table."""
-    rows = []
-    for f in dataclasses.fields(cls):
-        default = None if f.default is dataclasses.MISSING else f.default
-        rows.append({"env": f.metadata["env"], "default": default, "help": f.metadata["help"]})
-    return rows
+def describe(cls: type[Section]) -> list[dict[str, Any]]:
+    """Variable, default, choices and help of each field: the source of the README's configuration table."""
+    return [
+        {
+            "name": name,
+            "env": variable(cls, name),
+            "default": None if f.is_required() else f.default,
+            "choices": typing.get_args(f.annotation) if typing.get_origin(f.annotation) is Literal else None,
+            "help": f.description,
+        }
+        for name, f in cls.model_fields.items()
+    ]
 
 
-@dataclass(frozen=True)
-class EngineConfig:
+class EngineConfig(Section):
     """How a process builds its engines: device, precision and where the weights are."""
 
-    device: str = env("STYLEQUEUE_DEVICE", "auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = env(
-        "STYLEQUEUE_PRECISION",
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "fp16", "bf16", "auto"] = Field(
         "auto",
-        choices=("fp32", "fp16", "bf16", "auto"),
-        help="network precision: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, "
+        description="network precision: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, "
         "bf16, or fp16 (CUDA only); Gram matrices and losses stay fp32",
     )
-    cuda_graphs: bool = env(
-        "STYLEQUEUE_CUDA_GRAPHS",
+    cuda_graphs: bool = Field(
         False,
-        help="Gatys on CUDA: replay each stage's forward/backward as a CUDA graph (ignored on CPU)",
+        description="Gatys on CUDA: replay each stage's forward/backward as a CUDA graph (ignored on CPU)",
     )
-    random_weights: bool = env(
-        "STYLEQUEUE_RANDOM_WEIGHTS",
-        False,
-        help="DEV/TEST ONLY: build randomly initialised networks instead of loading weights",
+    random_weights: bool = Field(
+        False, description="DEV/TEST ONLY: build randomly initialised networks instead of loading weights"
     )
-    cache_dir: Path = env(
-        "STYLEQUEUE_CACHE_DIR", Path("~/.cache/stylequeue"), help="where downloaded weights are kept"
-    )
-    models_base_url: str = env(
-        "STYLEQUEUE_MODELS_BASE_URL",
+    cache_dir: UserPath = Field(Path("~/.cache/stylequeue"), description="where downloaded weights are kept")
+    models_base_url: str = Field(
         "",
-        help="mirror 'stylequeue models pull' fetches from (https:// or s3:// prefix + file name) "
+        description="mirror 'stylequeue models pull' fetches from (https:// or s3:// prefix + file name) "
         "instead of each file's public URL",
     )
-    vgg19_weights: str = env(
-        "STYLEQUEUE_VGG19_WEIGHTS", VGG19_TORCHVISION_URL, help="VGG19 weights: path, s3:// or https URL"
-    )
-    vgg16_weights: str = env(
-        "STYLEQUEUE_VGG16_WEIGHTS", VGG16_TORCHVISION_URL, help="VGG16 weights: path, s3:// or https URL"
-    )
-    vgg_format: str = env(
-        "STYLEQUEUE_VGG_FORMAT",
+    vgg19_weights: str = Field(VGG19_TORCHVISION_URL, description="VGG19 weights: path, s3:// or https URL")
+    vgg16_weights: str = Field(VGG16_TORCHVISION_URL, description="VGG16 weights: path, s3:// or https URL")
+    vgg_format: Literal["torchvision", "caffe", "adain"] = Field(
         "torchvision",
-        choices=("torchvision", "caffe", "adain"),
-        help="layout/preprocessing of the VGG file (keys cannot tell torchvision from caffe)",
+        description="layout/preprocessing of the VGG file (keys cannot tell torchvision from caffe)",
     )
-    blend_model: str = env(
-        "STYLEQUEUE_BLEND_MODEL",
+    blend_model: str = Field(
         "",
-        help="blend model: unset or 'magenta' (Magenta's pretrained network, shipped in a wheel), our .pt "
+        description="blend model: unset or 'magenta' (Magenta's pretrained network, shipped in a wheel), our .pt "
         "file, a TorchScript file, or 'ENCODER.pth,DECODER.pth' (AdaIN pair)",
     )
-    blend_cache_size: int = env(
-        "STYLEQUEUE_BLEND_CACHE_SIZE", 256, help="style statistics kept in memory by the blend engine (LRU)"
+    blend_cache_size: int = Field(
+        256, description="style statistics kept in memory by the blend engine (LRU)"
     )
-    style_cache_ttl_s: int = env(
-        "STYLEQUEUE_STYLE_CACHE_TTL_S",
-        7 * 86400,
-        help="how long a style's code stays in Redis for every consumer",
+    style_cache_ttl_s: int = Field(
+        7 * 86400, description="how long a style's code stays in Redis for every consumer"
     )
-    blend_max_batch: int = env(
-        "STYLEQUEUE_BLEND_MAX_BATCH", 8, help="most blend jobs of one output size decoded in one forward pass"
+    blend_max_batch: int = Field(
+        8, description="most blend jobs of one output size decoded in one forward pass"
     )
 
 
-@dataclass(frozen=True)
-class S3Config:
-    endpoint: str = env("STYLEQUEUE_S3_ENDPOINT", help="S3 API endpoint URL, e.g. http://minio:9000")
-    access_key: str = env("STYLEQUEUE_S3_ACCESS_KEY", help="S3 access key id")
-    secret_key: str = env("STYLEQUEUE_S3_SECRET_KEY", help="S3 secret access key")
-    bucket: str = env("STYLEQUEUE_S3_BUCKET", "stylequeue", help="bucket for uploads, results and snapshots")
-    region: str = env("STYLEQUEUE_S3_REGION", "us-east-1", help="S3 region name")
-    public_endpoint: str = env(
-        "STYLEQUEUE_S3_PUBLIC_ENDPOINT",
-        "",
-        help="endpoint presigned URLs are signed for (default: the endpoint)",
+class S3Config(Section):
+    model_config = SettingsConfigDict(env_prefix="STYLEQUEUE_S3_")
+
+    endpoint: str = Field(description="S3 API endpoint URL, e.g. http://minio:9000")
+    access_key: str = Field(description="S3 access key id")
+    secret_key: str = Field(description="S3 secret access key")
+    bucket: str = Field("stylequeue", description="bucket for uploads, results and snapshots")
+    region: str = Field("us-east-1", description="S3 region name")
+    public_endpoint: str = Field(
+        "", description="endpoint presigned URLs are signed for (default: the endpoint)"
     )
-    presign_ttl_s: int = env("STYLEQUEUE_PRESIGN_TTL_S", 3600, help="lifetime of presigned download URLs")
+    presign_ttl_s: int = Field(
+        3600, validation_alias="STYLEQUEUE_PRESIGN_TTL_S", description="lifetime of presigned download URLs"
+    )
 
 
-@dataclass(frozen=True)
-class RedisConfig:
-    url: str = env("STYLEQUEUE_REDIS_URL", help="Redis URL, e.g. redis://redis:6379/0")
-    snapshot_ttl_s: int = env("STYLEQUEUE_SNAPSHOT_TTL_S", 86400, help="how long snapshots stay in Redis")
-    job_ttl_s: int = env("STYLEQUEUE_JOB_TTL_S", 7 * 86400, help="how long job records stay in Redis")
-    lease_s: float = env(
-        "STYLEQUEUE_JOB_LEASE_S",
+class RedisConfig(Section):
+    url: str = Field(
+        validation_alias="STYLEQUEUE_REDIS_URL", description="Redis URL, e.g. redis://redis:6379/0"
+    )
+    snapshot_ttl_s: int = Field(86400, description="how long snapshots stay in Redis")
+    job_ttl_s: int = Field(7 * 86400, description="how long job records stay in Redis")
+    lease_s: float = Field(
         15.0,
-        help="a running job's lease: no other consumer takes it over before this long without a sign "
+        validation_alias="STYLEQUEUE_JOB_LEASE_S",
+        description="a running job's lease: no other consumer takes it over before this long without a sign "
         "of life (keep above STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS)",
     )
 
 
-@dataclass(frozen=True)
-class KafkaConfig:
-    bootstrap: str = env("STYLEQUEUE_KAFKA_BOOTSTRAP", help="Kafka bootstrap servers, host:port[,host:port]")
-    topic_prefix: str = env("STYLEQUEUE_TOPIC_PREFIX", "stylequeue.jobs.", help="job topic = prefix + mode")
-    dead_letter_topic: str = env("STYLEQUEUE_DEAD_LETTER_TOPIC", "stylequeue.dead-letter", help="failed jobs")
-    partitions: int = env(
-        "STYLEQUEUE_TOPIC_PARTITIONS", 6, help="partitions per job topic (max consumers per mode)"
+class KafkaConfig(Section):
+    bootstrap: str = Field(
+        validation_alias="STYLEQUEUE_KAFKA_BOOTSTRAP",
+        description="Kafka bootstrap servers, host:port[,host:port]",
     )
-    replication: int = env("STYLEQUEUE_TOPIC_REPLICATION", 1, help="replication factor of created topics")
-    group_prefix: str = env("STYLEQUEUE_GROUP_PREFIX", "stylequeue-", help="consumer group = prefix + mode")
-    session_timeout_ms: int = env(
-        "STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS", 10000, help="how soon a dead consumer's jobs move to another"
+    topic_prefix: str = Field("stylequeue.jobs.", description="job topic = prefix + mode")
+    dead_letter_topic: str = Field("stylequeue.dead-letter", description="failed jobs")
+    partitions: int = Field(
+        6,
+        validation_alias="STYLEQUEUE_TOPIC_PARTITIONS",
+        description="partitions per job topic (max consumers per mode)",
     )
-    heartbeat_interval_ms: int = env(
-        "STYLEQUEUE_KAFKA_HEARTBEAT_MS", 1000, help="consumer heartbeat interval"
+    replication: int = Field(
+        1, validation_alias="STYLEQUEUE_TOPIC_REPLICATION", description="replication factor of created topics"
     )
-    placement: str = env(
-        "STYLEQUEUE_PLACEMENT",
+    group_prefix: str = Field("stylequeue-", description="consumer group = prefix + mode")
+    session_timeout_ms: int = Field(
+        10000,
+        validation_alias="STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS",
+        description="how soon a dead consumer's jobs move to another",
+    )
+    heartbeat_interval_ms: int = Field(
+        1000, validation_alias="STYLEQUEUE_KAFKA_HEARTBEAT_MS", description="consumer heartbeat interval"
+    )
+    placement: Literal["backlog", "key"] = Field(
         "backlog",
-        choices=("backlog", "key"),
-        help="partition of a new job: backlog (the one with the least consumer lag, so idle consumers get "
+        description="partition of a new job: backlog (the one with the least consumer lag, so idle consumers get "
         "the next jobs) or key (a hash of the job id)",
     )
 
 
-@dataclass(frozen=True)
-class ApiConfig:
-    max_file_bytes: int = env("STYLEQUEUE_MAX_FILE_BYTES", 20 * 2**20, help="largest accepted upload file")
-    max_request_bytes: int = env("STYLEQUEUE_MAX_REQUEST_BYTES", 60 * 2**20, help="largest accepted request")
-    max_pixels: int = env(
-        "STYLEQUEUE_MAX_PIXELS", 40_000_000, help="largest decoded image (decompression bombs)"
-    )
-    max_form_parts: int = env(
-        "STYLEQUEUE_MAX_FORM_PARTS", 200, help="most parts (fields and files) in one multipart request"
-    )
-    max_field_bytes: int = env(
-        "STYLEQUEUE_MAX_FIELD_BYTES", 65536, help="largest text field of a multipart request"
-    )
-    header_timeout_s: float = env(
-        "STYLEQUEUE_HEADER_TIMEOUT_S",
+class ApiConfig(Section):
+    max_file_bytes: int = Field(20 * 2**20, description="largest accepted upload file")
+    max_request_bytes: int = Field(60 * 2**20, description="largest accepted request")
+    max_pixels: int = Field(40_000_000, description="largest decoded image (decompression bombs)")
+    max_form_parts: int = Field(200, description="most parts (fields and files) in one multipart request")
+    max_field_bytes: int = Field(65536, description="largest text field of a multipart request")
+    header_timeout_s: float = Field(
         10.0,
-        help="a request's line and headers must arrive within this long of its first byte (else the "
+        description="a request's line and headers must arrive within this long of its first byte (else the "
         "connection is closed)",
     )
-    body_timeout_s: float = env(
-        "STYLEQUEUE_BODY_TIMEOUT_S",
+    body_timeout_s: float = Field(
         60.0,
-        help="a request body must arrive within this long (else 408); bodies are read in full before "
+        description="a request body must arrive within this long (else 408); bodies are read in full before "
         "the request is handled",
     )
-    max_uploads_per_client: int = env(
-        "STYLEQUEUE_MAX_UPLOADS_PER_CLIENT",
+    max_uploads_per_client: int = Field(
         2,
-        help="request bodies one client address may be sending at once, per API worker process (0: no "
+        description="request bodies one client address may be sending at once, per API worker process (0: no "
         "limit); more answer 429",
     )
-    trusted_proxies: int = env(
-        "STYLEQUEUE_TRUSTED_PROXIES",
+    trusted_proxies: int = Field(
         0,
-        help="reverse proxies in front of the API whose X-Forwarded-For names the client (compose: 1)",
+        description="reverse proxies in front of the API whose X-Forwarded-For names the client (compose: 1)",
     )
-    api_keys: str = env(
-        "STYLEQUEUE_API_KEYS",
+    api_keys: str = Field(
         "",
-        help="API keys, comma-separated, each KEY or NAME:KEY; with keys (here or in the file) every "
+        description="API keys, comma-separated, each KEY or NAME:KEY; with keys (here or in the file) every "
         "job route needs 'Authorization: Bearer KEY' and a job belongs to the key that submitted it",
     )
-    api_keys_file: str = env(
-        "STYLEQUEUE_API_KEYS_FILE", "", help="a file of API keys, one KEY or NAME:KEY a line (# comments)"
-    )
-    rate_limit_per_key: str = env(
-        "STYLEQUEUE_RATE_LIMIT_PER_KEY",
+    api_keys_file: str = Field("", description="a file of API keys, one KEY or NAME:KEY a line (# comments)")
+    rate_limit_per_key: str = Field(
         "",
-        help="requests one API key may make, e.g. '600/minute;20/second' (empty: no limit); 429 past it",
+        description="requests one API key may make, e.g. '600/minute;20/second' (empty: no limit); 429 past it",
     )
-    rate_limit_per_ip: str = env(
-        "STYLEQUEUE_RATE_LIMIT_PER_IP",
+    rate_limit_per_ip: str = Field(
         "",
-        help="requests one client address may make, e.g. '1200/minute' (empty: no limit); 429 past it",
+        description="requests one client address may make, e.g. '1200/minute' (empty: no limit); 429 past it",
     )
-    max_active_jobs_per_key: int = env(
-        "STYLEQUEUE_MAX_ACTIVE_JOBS_PER_KEY",
+    max_active_jobs_per_key: int = Field(
         0,
-        help="queued or running jobs one API key may have (0: no quota); a submission past it gets 429",
+        description="queued or running jobs one API key may have (0: no quota); a submission past it gets 429",
     )
-    cors_origins: str = env(
-        "STYLEQUEUE_CORS_ORIGINS",
+    cors_origins: str = Field(
         "",
-        help="origins a browser may call the API from, comma-separated, or * (empty: same origin only)",
+        description="origins a browser may call the API from, comma-separated, or * (empty: same origin only)",
     )
-    ui_dir: str = env(
-        "STYLEQUEUE_UI_DIR", "", help="serve the built web UI from this folder at / (dev stack)"
+    ui_dir: str = Field("", description="serve the built web UI from this folder at / (dev stack)")
+    bind: str = Field(
+        "0.0.0.0:8000",
+        validation_alias="STYLEQUEUE_API_BIND",
+        description="address gunicorn listens on (host:port)",
     )
-    bind: str = env("STYLEQUEUE_API_BIND", "0.0.0.0:8000", help="address gunicorn listens on (host:port)")
-    workers: int = env("STYLEQUEUE_API_WORKERS", 2, help="gunicorn worker processes")
-    threads: int = env("STYLEQUEUE_API_THREADS", 4, help="threads per gunicorn worker (slow uploads overlap)")
-    compat_routes: bool = env(
-        "STYLEQUEUE_COMPAT_ROUTES",
+    workers: int = Field(
+        2, validation_alias="STYLEQUEUE_API_WORKERS", description="gunicorn worker processes"
+    )
+    threads: int = Field(
+        4,
+        validation_alias="STYLEQUEUE_API_THREADS",
+        description="threads per gunicorn worker (slow uploads overlap)",
+    )
+    compat_routes: bool = Field(
         True,
-        help="serve the seed projects' routes (/api/generate, /stylize, /upload_images/ …) as stylequeue jobs",
+        description="serve the seed projects' routes (/api/generate, /stylize, /upload_images/ …) as stylequeue jobs",
     )
-    compat_wait_s: float = env(
-        "STYLEQUEUE_COMPAT_WAIT_S",
+    compat_wait_s: float = Field(
         60.0,
-        help="how long a seed route waits for its job; after that it answers 202 with the job's URL",
+        description="how long a seed route waits for its job; after that it answers 202 with the job's URL",
     )
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    max_attempts: int = env("STYLEQUEUE_MAX_ATTEMPTS", 3, help="tries of a job before it is dead-lettered")
-    blend_batch: int = env(
-        "STYLEQUEUE_BLEND_BATCH",
+class WorkerConfig(Section):
+    max_attempts: int = Field(3, description="tries of a job before it is dead-lettered")
+    blend_batch: int = Field(
         8,
-        help="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
+        description="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
     )
-    metrics_port: int = env("STYLEQUEUE_METRICS_PORT", 0, help="consumer /metrics port (0: off)")
-    metrics_addr: str = env(
-        "STYLEQUEUE_METRICS_ADDR",
+    metrics_port: int = Field(0, description="consumer /metrics port (0: off)")
+    metrics_addr: str = Field(
         "127.0.0.1",
-        help="address the consumer /metrics server binds (loopback unless set, e.g. 0.0.0.0 in compose)",
+        description="address the consumer /metrics server binds (loopback unless set, e.g. 0.0.0.0 in compose)",
     )
-    retry_backoff_s: float = env(
-        "STYLEQUEUE_RETRY_BACKOFF_S", 5.0, help="wait before a failed job's first retry (doubles each retry)"
+    retry_backoff_s: float = Field(
+        5.0, description="wait before a failed job's first retry (doubles each retry)"
     )
-    retry_backoff_max_s: float = env(
-        "STYLEQUEUE_RETRY_BACKOFF_MAX_S", 300.0, help="longest wait before a retry"
-    )
-    stall_s: float = env(
-        "STYLEQUEUE_JOB_STALL_S",
+    retry_backoff_max_s: float = Field(300.0, description="longest wait before a retry")
+    stall_s: float = Field(
         900.0,
-        help="a job silent this long (no progress, snapshot or cancel check) ends its consumer",
+        validation_alias="STYLEQUEUE_JOB_STALL_S",
+        description="a job silent this long (no progress, snapshot or cancel check) ends its consumer",
     )
 
 
-@dataclass(frozen=True)
-class LoadTestConfig:
+class LoadTestConfig(Section):
     """Switches for load tests and benchmarks; never on in a production deployment."""
 
-    synthetic_engine: bool = env(
-        "STYLEQUEUE_SYNTHETIC_ENGINE",
+    synthetic_engine: bool = Field(
         False,
-        help="LOAD TESTS ONLY: add the 'synthetic' mode (a job that sleeps for its duration_s) to the API "
+        description="LOAD TESTS ONLY: add the 'synthetic' mode (a job that sleeps for its duration_s) to the API "
         "and consumers; set it on both",
     )
 
 
-@dataclass(frozen=True)
-class ReconcilerConfig:
+class ReconcilerConfig(Section):
     """The reconciler (``stylequeue reconcile``): re-creates Kafka messages that Redis says are missing."""
 
-    interval_s: float = env(
-        "STYLEQUEUE_RECONCILE_INTERVAL_S", 5.0, help="seconds between reconciliation passes"
-    )
-    grace_s: float = env(
-        "STYLEQUEUE_RECONCILE_GRACE_S",
+    model_config = SettingsConfigDict(env_prefix="STYLEQUEUE_RECONCILE_")
+
+    interval_s: float = Field(5.0, description="seconds between reconciliation passes")
+    grace_s: float = Field(
         15.0,
-        help="a queued job unpublished this long, or a message the broker lost, is published again",
+        description="a queued job unpublished this long, or a message the broker lost, is published again",
     )
-    orphan_age_s: float = env(
-        "STYLEQUEUE_ORPHAN_AGE_S", 3600.0, help="S3 job folders without a Redis record this old are removed"
+    orphan_age_s: float = Field(
+        3600.0,
+        validation_alias="STYLEQUEUE_ORPHAN_AGE_S",
+        description="S3 job folders without a Redis record this old are removed",
     )

@@ -1,8 +1,9 @@
-"""The one job model: used by the API's JSON, the Kafka message, the Redis record and the UI's types.
+"""The job record: everything the system knows about a job, as Redis stores it.
 
-A job is plain data. Its JSON form (:meth:`Job.to_dict`) is the API's response body and the Redis
-record; the Kafka message (:meth:`Job.to_message`) is the same dict plus a schema version, and
-carries S3 keys, never image bytes.
+A job is plain data, and :class:`Job` is its whole record (:meth:`Job.to_json`): S3 keys, the
+attempt that fences writes, hand-backs, the retry time. Two smaller shapes are cut from it for
+other audiences: the API's view (:mod:`api.views`, what a client needs) and the Kafka message
+(:class:`stylequeue.bus.JobMessage`, what a consumer needs to find the record).
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import enum
 import json
 import uuid
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from stylequeue.clock import SYSTEM, Clock
 from stylequeue.errors import ValidationError
-
-SCHEMA_VERSION = 1
 
 
 class Status(enum.StrEnum):
@@ -52,9 +52,9 @@ def now_iso() -> str:
     return iso_after(0)
 
 
-def iso_after(seconds: float) -> str:
-    """The UTC timestamp ``seconds`` from now, in :func:`now_iso`'s format."""
-    later = datetime.now(UTC) + timedelta(seconds=seconds)
+def iso_after(seconds: float, *, clock: Clock = SYSTEM) -> str:
+    """The UTC timestamp ``seconds`` from ``clock``'s now, in :func:`now_iso`'s format."""
+    later = datetime.fromtimestamp(clock.now() + seconds, UTC)
     return later.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -130,6 +130,7 @@ class Job:
         return self.attempt - self.releases
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole record in JSON types (what :meth:`to_json` stores); never a client's answer."""
         data = asdict(self)
         data["status"] = self.status.value
         data["inputs"]["styles"] = list(self.inputs.styles)
@@ -167,26 +168,6 @@ class Job:
     @classmethod
     def from_json(cls, text: str | bytes) -> Job:
         return cls.from_dict(json.loads(text))
-
-    def to_message(self) -> bytes:
-        """The Kafka message: the job's JSON plus a schema version (keys only, never image bytes)."""
-        body = self.to_dict()
-        body["schema"] = SCHEMA_VERSION
-        return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-
-    @classmethod
-    def from_message(cls, value: bytes) -> Job:
-        try:
-            body = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValidationError(f"message is not JSON: {exc}", field="message") from exc
-        if not isinstance(body, dict) or body.get("schema") != SCHEMA_VERSION:
-            found = body.get("schema") if isinstance(body, dict) else type(body).__name__
-            raise ValidationError(
-                f"unsupported message schema {found!r}; expected {SCHEMA_VERSION}", field="schema"
-            )
-        body.pop("schema")
-        return cls.from_dict(body)
 
 
 def _inputs(data: dict[str, Any]) -> Inputs:

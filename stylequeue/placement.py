@@ -25,12 +25,13 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
+
+from stylequeue.clock import SYSTEM, Clock
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Placer:
         *,
         refresh_s: float = REFRESH_S,
         retry_s: float = RETRY_S,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM,
     ) -> None:
         self._read_lag = read_lag
         self.refresh_s, self.retry_s = refresh_s, retry_s
@@ -83,7 +84,7 @@ class Placer:
         """The partition for the next message to ``topic``, counted as sent there."""
         with self._lock:
             state = self._topics.setdefault(topic, _Topic())
-            if self._clock() >= state.due_at:
+            if self._clock.monotonic() >= state.due_at:
                 self._refresh(topic, state)
             choice = least_backlog(partitions, state.lag, state.sent, next(self._turn))
             state.sent[choice] = state.sent.get(choice, 0) + 1
@@ -96,12 +97,12 @@ class Placer:
             if not state.failing:
                 log.warning("cannot read the lag of %s (%s); placing by this producer's sends", topic, exc)
             state.failing = True
-            state.due_at = self._clock() + self.retry_s
+            state.due_at = self._clock.monotonic() + self.retry_s
             return
         if state.failing:
             log.info("lag of %s readable again", topic)
         state.lag, state.sent, state.failing = lag, {}, False
-        state.due_at = self._clock() + self.refresh_s
+        state.due_at = self._clock.monotonic() + self.refresh_s
 
 
 class BacklogProducer(KafkaProducer):
@@ -134,7 +135,7 @@ def kafka_lag_source(cfg: Any) -> LagSource:
     until the next reading. Apache Kafka reads exactly.
     """
     from stylequeue import bus
-    from stylequeue.metrics import KafkaLagReader
+    from stylequeue.lag import KafkaLagReader
 
     readers: dict[str, KafkaLagReader] = {}
 

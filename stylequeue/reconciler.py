@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stylequeue import bus
+from stylequeue.clock import SYSTEM, Clock
 from stylequeue.config import KafkaConfig
 from stylequeue.errors import Conflict, NotFound
 from stylequeue.job import Inputs, Job, Status, epoch_s, now_iso, object_keys
@@ -113,9 +114,9 @@ def plan(job: Job | None, published: Published | None, broker: Broker | None, *,
 # --- the outbox, written by every publisher ---------------------------------------------------
 
 
-def record_publication(redis: Any, prefix: str, job_id: str, metadata: Any) -> None:
+def record_publication(redis: Any, prefix: str, job_id: str, metadata: Any, *, clock: Clock = SYSTEM) -> None:
     """Note where ``job_id``'s message went (``metadata``: kafka-python's RecordMetadata)."""
-    entry = Published(metadata.topic, metadata.partition, metadata.offset, time.time())
+    entry = Published(metadata.topic, metadata.partition, metadata.offset, clock.now())
     redis.hset(f"{prefix}{OUTBOX_KEY}", job_id, entry.to_json())
 
 
@@ -123,7 +124,7 @@ def publish(store: Any, producer: Any, cfg: KafkaConfig, job: Job) -> Any:
     """Publish ``job`` and note it in the outbox; the RecordMetadata. The one way to publish a job."""
     metadata = bus.publish(producer, cfg, job)
     try:
-        record_publication(store.redis, store.prefix, job.id, metadata)
+        record_publication(store.redis, store.prefix, job.id, metadata, clock=store.clock)
     except Exception as exc:  # the message is out; without the note the reconciler republishes once
         log.warning("job %s: published but not noted in the outbox (%s)", job.id, exc)
     return metadata
@@ -137,11 +138,12 @@ class Reconciler:
 
     def __init__(self, store: Any, storage: Any, producer: Any, kafka: KafkaConfig, modes: list[str], *,
                  grace_s: float = 15.0, orphan_age_s: float = 3600.0, lock_ttl_s: float = 30.0,
-                 name: str | None = None) -> None:  # fmt: skip
+                 name: str | None = None, clock: Clock = SYSTEM) -> None:  # fmt: skip
         self.store, self.storage, self.producer, self.kafka = store, storage, producer, kafka
         self.modes = modes
         self.grace_s, self.orphan_age_s, self.lock_ttl_s = grace_s, orphan_age_s, lock_ttl_s
         self.name = name or f"{socket.gethostname()}-{time.monotonic_ns()}"
+        self.clock = clock  # grace and orphan ages; the leader lock is a Redis TTL (real time)
         self.stats = {"published": 0, "forgotten": 0, "swept": 0, "rebuilt": 0}
         # Job id → (publication, when its record was last seen at its offset): a backlog of
         # thousands of queued jobs is not fetched record by record on every pass.
@@ -196,11 +198,11 @@ class Reconciler:
         view = None
         if published is not None and job is not None:
             checked_at = self._verified.get(job_id, (None, 0.0))
-            check = checked_at[0] != published or time.monotonic() - checked_at[1] > VERIFY_AGAIN_S
+            check = checked_at[0] != published or self.clock.monotonic() - checked_at[1] > VERIFY_AGAIN_S
             view = broker.partition(published, job_id, check=check)
             if view.holds_job:
-                self._verified[job_id] = (published, time.monotonic())
-        decision = plan(job, published, view, leased=leased, now=time.time(), grace_s=self.grace_s)
+                self._verified[job_id] = (published, self.clock.monotonic())
+        decision = plan(job, published, view, leased=leased, now=self.clock.now(), grace_s=self.grace_s)
         if decision.action != "leave":
             self._verified.pop(job_id, None)
         if decision.action == "forget":
@@ -214,7 +216,7 @@ class Reconciler:
     def _sweep(self) -> None:
         """S3 job folders no Redis record owns: rebuild the record (Redis lost it) or, for a
         submission that never got as far as its ``params.json``, remove the folder once old."""
-        now = time.time()
+        now = self.clock.now()
         for job_id, (modified, keys) in self.storage.job_folders().items():
             if self.store.redis.exists(self._key(f"job:{job_id}")):
                 continue

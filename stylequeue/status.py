@@ -1,10 +1,14 @@
-"""The job status store in Redis: records, progress, losses, snapshots, cancel flags, engine reports.
+"""The job status store in Redis: records, progress, losses, snapshots, cancel flags.
 
 Every change to a job record is a compare-and-set (WATCH/MULTI on the record's key): a worker's
 write goes through only while the record is RUNNING *with the worker's attempt number*. The
 attempt is the fencing token: when a consumer dies and its job is claimed again, the claim
 increments the attempt, so the old consumer's late writes are refused. Terminal records are never
 rewritten.
+
+One module past 400 lines on purpose: every transition is a transaction on the same keys, and
+keeping them side by side keeps the fencing rule in one place. Consumer presence is apart
+(:mod:`stylequeue.presence`).
 
 Keys (``prefix`` defaults to ``stylequeue:``)::
 
@@ -18,25 +22,23 @@ Keys (``prefix`` defaults to ``stylequeue:``)::
     lease:{id}        the running attempt's number, with a TTL (STYLEQUEUE_JOB_LEASE_S) renewed
                       while it runs: no other consumer takes the job over while it exists
     queue:{mode}      sorted set of QUEUED job ids by submission time (queue position)
-    engines:{mode}    hash consumer id → its availability report (with expiry time)
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis as redis_lib
 
+from stylequeue.clock import SYSTEM, Clock
 from stylequeue.config import RedisConfig
 from stylequeue.errors import Conflict, NotFound, ValidationError
 from stylequeue.job import Job, JobError, Progress, Resumed, Status, epoch_s, now_iso
 
 DEFAULT_PREFIX = "stylequeue:"
-ENGINE_HASH_TTL_S = 86400
 
 Change = Callable[[Job], Job | None]
 Extra = Callable[[Any, Any], None]
@@ -114,10 +116,14 @@ def _error(error: JobError | dict[str, Any] | None) -> JobError | None:
 class StatusStore:
     """Job records and everything a client polls while a job runs."""
 
-    def __init__(self, redis: redis_lib.Redis, cfg: RedisConfig, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self, redis: redis_lib.Redis, cfg: RedisConfig, *, prefix: str = DEFAULT_PREFIX, clock: Clock = SYSTEM
+    ) -> None:
         self.redis = redis
         self.cfg = cfg
         self.prefix = prefix
+        # Decides retry backoffs and queue order; a lease is a Redis TTL, on the server's own time.
+        self.clock = clock
 
     @classmethod
     def from_config(cls, cfg: RedisConfig) -> StatusStore:
@@ -126,6 +132,10 @@ class StatusStore:
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    def key(self, kind: str, name: str) -> str:
+        """The Redis key of ``kind`` (job, lease, snaps …, see above) for ``name``: for tools and tests."""
+        return self._key(kind, name)
 
     def ping(self) -> None:
         self.redis.ping()
@@ -137,7 +147,7 @@ class StatusStore:
         if not self.redis.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s, nx=True):
             raise Conflict(f"job {job.id} exists already", field="id")
         if job.status is Status.QUEUED:
-            self.redis.zadd(self._key("queue", job.mode), {job.id: time.time()})
+            self.redis.zadd(self._key("queue", job.mode), {job.id: self.clock.now()})
 
     def get(self, job_id: str) -> Job:
         raw = self.redis.get(self._key("job", job_id))
@@ -179,24 +189,21 @@ class StatusStore:
 
         ``decide`` returns None (nothing to write: None is returned), ``(None, answer)`` (nothing
         to write, ``answer`` is returned) or ``(write, answer)``: ``write(pipe, answer)`` queues
-        the commands. A concurrent change to a watched key aborts the MULTI and the decision is
-        made again on the fresh values.
+        the commands. A concurrent change to a watched key aborts the MULTI, and redis-py's
+        ``transaction`` calls ``run`` again: the decision is made again on the fresh values.
         """
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*keys)
-                    plan = decide(pipe)
-                    if plan is None or plan[0] is None:
-                        pipe.unwatch()
-                        return None if plan is None else plan[1]
-                    write, answer = plan
-                    pipe.multi()
-                    write(pipe, answer)
-                    pipe.execute()
-                    return answer
-                except redis_lib.WatchError:
-                    continue
+
+        def run(pipe: Any) -> Any:
+            plan = decide(pipe)
+            if plan is None or plan[0] is None:
+                pipe.unwatch()  # nothing to write: no MULTI/EXEC round trip
+                return None if plan is None else plan[1]
+            write, answer = plan
+            pipe.multi()
+            write(pipe, answer)
+            return answer
+
+        return self.redis.transaction(run, *keys, value_from_callable=True)
 
     def _read(self, pipe: Any, job_id: str) -> Job:
         raw = pipe.get(self._key("job", job_id))
@@ -259,7 +266,7 @@ class StatusStore:
             if left_ms > 0 or left_ms == -1:  # -1: a lease without expiry, which claim never writes
                 return Deferred(LEASED, max(left_ms, 0) / 1000, job.attempt)
         elif job.retry_at is not None:
-            left_s = epoch_s(job.retry_at) - time.time()
+            left_s = epoch_s(job.retry_at) - self.clock.now()
             if left_s > 0:
                 return Deferred(BACKOFF, left_s, job.attempt)
         return None
@@ -325,7 +332,7 @@ class StatusStore:
 
     def _back_to_queue(self, job_id: str, attempt: int, change: Callable[[Job], Job]) -> bool:
         def extra(pipe: Any, job: Job) -> None:
-            pipe.zadd(self._key("queue", job.mode), {job.id: time.time()})
+            pipe.zadd(self._key("queue", job.mode), {job.id: self.clock.now()})
             pipe.delete(self._key("lease", job.id))
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
@@ -503,36 +510,3 @@ class StatusStore:
     def queued_count(self, mode: str) -> int:
         """How many jobs of ``mode`` are queued (the queue-depth metric)."""
         return int(self.redis.zcard(self._key("queue", mode)))
-
-    # -- consumers' engine reports ---------------------------------------------------------
-
-    def report_engine(self, mode: str, consumer_id: str, info: dict[str, Any], ttl_s: int) -> None:
-        """A consumer says what it serves (availability, reason, device …), valid ``ttl_s``."""
-        entry = {**info, "consumer_id": consumer_id, "expires_at": time.time() + ttl_s}
-        key = self._key("engines", mode)
-        with self.redis.pipeline() as pipe:
-            pipe.hset(key, consumer_id, json.dumps(entry))
-            # Entries expire one by one (expires_at); the hash's own TTL only collects modes
-            # that no consumer has served for a day. A shorter one would let one consumer's
-            # short TTL drop another's report.
-            pipe.expire(key, max(int(ttl_s), ENGINE_HASH_TTL_S))
-            pipe.execute()
-
-    def engines(self, modes: Iterable[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Live reports per mode (expired ones are dropped), consumers sorted by id."""
-        if modes is None:
-            from stylequeue.modes import MODES
-
-            modes = MODES
-        return {mode: self._live_reports(mode) for mode in modes}
-
-    def _live_reports(self, mode: str) -> list[dict[str, Any]]:
-        key = self._key("engines", mode)
-        now = time.time()
-        live, dead = [], []
-        for consumer_id, raw in self.redis.hgetall(key).items():
-            entry = json.loads(raw)
-            (live if entry.get("expires_at", 0) > now else dead).append((consumer_id, entry))
-        if dead:
-            self.redis.hdel(key, *(cid for cid, _ in dead))
-        return [entry for _, entry in sorted(live, key=lambda item: item[0])]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stylequeue import localstack
+from services import wait_for
+
+from launcher import localstack
 
 
 def healthy(port: int, timeout: float = 1.0) -> bool:
@@ -22,8 +23,18 @@ def healthy(port: int, timeout: float = 1.0) -> bool:
 
 
 @contextmanager
-def api_server(env: dict[str, str], workdir: Path, workers: int = 1) -> Iterator[int]:
-    """Run gunicorn with ``env`` (STYLEQUEUE_* of the services); yields its port. Log: workdir/api.log."""
+def api_server(
+    env: dict[str, str], workdir: Path, workers: int = 1, *, provision: bool = True
+) -> Iterator[int]:
+    """Run gunicorn with ``env`` (STYLEQUEUE_* of the services); yields its port. Log: workdir/api.log.
+
+    ``provision``: create the bucket and topics first, as a deployment's init step does.
+    """
+    if provision:
+        from api.backing import provision as provision_services
+        from api.service import Settings
+
+        provision_services(Settings.load(env))
     port = localstack.free_port()
     metrics = workdir / "metrics"  # emptied by gunicorn at start: not the folder the log is in
     metrics.mkdir(exist_ok=True)
@@ -36,11 +47,12 @@ def api_server(env: dict[str, str], workdir: Path, workers: int = 1) -> Iterator
             argv, env=full_env, cwd=localstack.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + 60
-            while not healthy(port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the API did not start:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.2)
+
+            def up() -> bool:
+                assert process.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
+                return healthy(port)
+
+            wait_for(up, 60, 0.2, lambda: f"the API to start:\n{log_path.read_text()[-3000:]}")
             yield port
         finally:
             localstack.stop_process(process)

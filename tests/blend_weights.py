@@ -91,7 +91,7 @@ def blend_model(blend_pair):
 @pytest.fixture
 def blend_engine(blend_model, blend_config):
     """A fresh engine (empty style cache) around the session's loaded pair."""
-    from consumer.engines.blend import BlendEngine
+    from consumer.engines.blend_engine import BlendEngine
 
     return BlendEngine(blend_config, blend_model, torch.device("cpu"))
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from consumer.engines.registry import modes
 from stylequeue import bus, config, status, storage
-from stylequeue.modes import MODES
 
 # Group joins on the Tansu broker take 3-5 s with these instead of 20+ s.
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
@@ -54,7 +54,7 @@ def status_store(configs: Configs) -> Iterator[status.StatusStore]:
 @pytest.fixture
 def topics(configs: Configs) -> list[str]:
     """This test's job topics and dead-letter topic, created."""
-    return bus.ensure_topics(configs.kafka, MODES)
+    return bus.ensure_topics(configs.kafka, modes())
 
 
 @pytest.fixture
@@ -66,24 +66,19 @@ def producer(configs: Configs, topics: list[str]) -> Iterator[object]:
 
 def topic_records(cfg: config.KafkaConfig, topic: str, expect: int, timeout_s: float = 10.0) -> list:
     """Every record on ``topic`` (read from the start of each partition, no group), waiting for ``expect``."""
-    import time
-
     from kafka import KafkaConsumer, TopicPartition
+    from services import poll_records
 
     reader = KafkaConsumer(bootstrap_servers=cfg.bootstrap, enable_auto_commit=False)
     try:
         reader.assign([TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()])
         reader.seek_to_beginning()
-        records, deadline = [], time.monotonic() + timeout_s
-        while len(records) < expect and time.monotonic() < deadline:
-            for batch in reader.poll(timeout_ms=200).values():
-                records.extend(batch)
-        return records
+        return poll_records(reader, expect, timeout_s)
     finally:
         reader.close()
 
 
 def published(cfg: config.KafkaConfig) -> int:
     """How many messages the job topics and the dead-letter topic hold (end offsets summed)."""
-    names = [bus.topic_for(cfg, mode) for mode in MODES] + [cfg.dead_letter_topic]
+    names = [bus.topic_for(cfg, mode) for mode in modes()] + [cfg.dead_letter_topic]
     return sum(sum(bus.end_offsets(cfg, name).values()) for name in names)

@@ -2,7 +2,7 @@
 
 Where each service fixture gets its service (:func:`choose_source`): the variable naming it when
 set, else a container when ``STYLEQUEUE_TESTCONTAINERS`` is not ``0`` and a Docker engine answers a
-ping within :data:`PING_TIMEOUT_S`, else a local child process (``stylequeue.localstack``).
+ping within :data:`PING_TIMEOUT_S`, else a local child process (``launcher.localstack``).
 Images are the ones pinned in docker-compose.yml. testcontainers is imported only once an engine
 has answered, so machines without Docker never load it and lose a fraction of a second at most.
 """

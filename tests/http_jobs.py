@@ -5,10 +5,8 @@ Used by the tests that need "a few jobs ran" before they read metrics (test_metr
 
 from __future__ import annotations
 
-import time
-
 import requests
-from services import tiny_png
+from services import tiny_png, wait_for
 
 TINY = {
     "gatys": {"image_size": "16", "total_iterations": "3", "snapshot_every": "1"},
@@ -28,15 +26,13 @@ def submit(api_url: str, mode: str, seed: int = 0) -> dict:
 
 
 def wait_terminal(api_url: str, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ended() -> dict | None:
         response = requests.get(f"{api_url}/api/v1/jobs/{job_id}", timeout=10)
         response.raise_for_status()
         job = response.json()
-        if job["status"] in TERMINAL:
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish in {timeout:.0f} s")
+        return job if job["status"] in TERMINAL else None
+
+    return wait_for(ended, timeout, 0.2, f"job {job_id} to finish")
 
 
 def run_jobs(api_url: str, per_mode: int = 2) -> list[dict]:

@@ -3,7 +3,7 @@
 Each service fixture uses the service named by its variable when set (CI against real Kafka,
 Redis and MinIO: ``STYLEQUEUE_KAFKA_BOOTSTRAP``, ``STYLEQUEUE_REDIS_URL``, ``STYLEQUEUE_S3_ENDPOINT``
 with its keys), else a container when a Docker engine answers (``containers``; off with
-``STYLEQUEUE_TESTCONTAINERS=0``), else starts a local one (``stylequeue.localstack``), once per
+``STYLEQUEUE_TESTCONTAINERS=0``), else starts a local one (``launcher.localstack``), once per
 test session.
 
 ``service_env`` gives each test its own topics, consumer groups and bucket, so tests never see
@@ -19,8 +19,9 @@ from collections.abc import Iterator
 import containers
 import pytest
 
-from stylequeue import localstack
-from stylequeue.localstack import tiny_png  # noqa: F401  (the tests import it from here)
+from launcher import localstack
+from launcher.localstack import tiny_png  # noqa: F401  (the tests import it from here)
+from stylequeue.presence import Presence
 
 
 def _service(variable: str, start, start_container) -> Iterator[str]:
@@ -125,8 +126,10 @@ def stack(
 class Clients:
     """Real clients for the services named in a ``service_env`` dict."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, clock=None) -> None:
+        """``clock``: the store's (and so the retry backoffs'), a FakeClock in tests; real by default."""
         from stylequeue import bus, config, status, storage
+        from stylequeue.clock import SYSTEM
 
         self.env = env
         self.kafka = config.load(config.KafkaConfig, env)
@@ -135,7 +138,7 @@ class Clients:
         self.storage.ensure_bucket()
         redis_cfg = config.load(config.RedisConfig, env)
         self.redis = status.make_redis(redis_cfg)
-        self.store = status.StatusStore(self.redis, redis_cfg)
+        self.store = status.StatusStore(self.redis, redis_cfg, clock=clock or SYSTEM)
         bus.ensure_topics(self.kafka, ["gatys", "blend"])
         self.producer = bus.make_producer(self.kafka)
 
@@ -165,17 +168,44 @@ class Clients:
         self.redis.close()
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.05, message: str = "condition"):
-    """Poll ``predicate()`` until it returns something truthy; that value, or AssertionError."""
+def wait_for(
+    predicate, timeout: float, interval: float = 0.05, message="condition", *, until=bool, last=False
+):
+    """Poll ``predicate()`` until ``until(value)`` holds (it is truthy); that value, or AssertionError.
+
+    The one polling loop of the tests, for waits on a real other process or server (a clock
+    decision takes a FakeClock instead). ``message`` may be a callable, read only on timeout
+    (e.g. a log's tail); ``predicate`` may itself raise to stop early (a child that exited).
+    ``last``: on timeout return the predicate's last value instead (the caller asserts on it).
+    """
     import time
 
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
-        if value:
-            return value
+        done = until(value)
+        if done or time.monotonic() >= deadline:
+            break
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {message}")
+    if done or last:
+        return value
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {message() if callable(message) else message}"
+    )
+
+
+def poll_records(consumer, count: int, timeout_s: float, poll_ms: int = 200) -> list:
+    """Records polled from ``consumer`` until ``count`` arrived or ``timeout_s`` passed: what came."""
+    records: list = []
+
+    def enough() -> bool:
+        if len(records) < count:
+            for batch in consumer.poll(timeout_ms=poll_ms).values():
+                records.extend(batch)
+        return len(records) >= count
+
+    wait_for(enough, timeout_s, 0, last=True)
+    return records
 
 
 class ConsumerProcess:
@@ -189,7 +219,7 @@ class ConsumerProcess:
         self.log_path = log_path
         self._log = open(log_path, "ab")
         full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", **extra_env}
-        argv = [sys.executable, "-m", "stylequeue.cli", "consumer", "--mode", mode, "--drain-seconds", "5"]
+        argv = [sys.executable, "-m", "launcher.cli", "consumer", "--mode", mode, "--drain-seconds", "5"]
         self.process = subprocess.Popen(argv, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property
@@ -206,7 +236,7 @@ class ConsumerProcess:
         return re.search(rf"job {job_id} attempt \d+ claimed", self.output()) is not None
 
     def stop(self) -> int:
-        from stylequeue.localstack import stop_process
+        from launcher.localstack import stop_process
 
         stop_process(self.process, timeout=30)
         self._log.close()
@@ -216,7 +246,10 @@ class ConsumerProcess:
 def wait_consumers(clients: Clients, mode: str, count: int, timeout: float = 90) -> None:
     """Until ``count`` consumers of ``mode`` report in (they have loaded their engine)."""
     wait_for(
-        lambda: len(clients.store.engines([mode])[mode]) >= count, timeout, 0.2, f"{count} {mode} consumer(s)"
+        lambda: len(Presence(clients.redis, prefix=clients.store.prefix).live(mode)) >= count,
+        timeout,
+        0.2,
+        f"{count} {mode} consumer(s)",
     )
 
 

@@ -13,8 +13,12 @@ from PIL import Image
 
 from api.app import create_app
 from api.service import NO_CONSUMER, Clients
+from api.views import RECORD_ONLY
+from consumer.engines.registry import modes
 from stylequeue import bus
-from stylequeue.job import Job, Status, object_keys
+from stylequeue.bus import JobMessage
+from stylequeue.job import Status, object_keys
+from stylequeue.presence import Presence
 
 pytestmark = pytest.mark.integration
 
@@ -45,22 +49,25 @@ def test_submit_blend_stores_records_and_publishes(client, configs, s3_storage, 
     assert body["status"] == "queued" and body["queue_position"] == 0
     assert body["params"]["ratio"] == 0.25 and body["params"]["alpha"] == 1.0  # defaults filled in
     record = status_store.get(body["id"])
-    assert record.to_dict() == {k: v for k, v in body.items() if k not in ("links", "queue_position")}
+    # The body is the record's view: every field but the store's own (S3 keys, fencing).
+    shown = {k: v for k, v in record.to_dict().items() if k not in RECORD_ONLY}
+    assert shown == {k: v for k, v in body.items() if k not in ("links", "queue_position")}
+    assert RECORD_ONLY.isdisjoint(body) and body["attempt"] == 0
     keys = object_keys(body["id"])
     # The RGB JPEG content is kept as a JPEG (metadata stripped); the PNG styles stay PNGs.
     content_key = keys["content"].removesuffix(".png") + ".jpg"
-    assert body["inputs"]["content"] == content_key
+    assert record.inputs.content == content_key
     assert s3_storage.keys(keys["prefix"]) == sorted(
         [content_key, keys["style"].format(index=0), keys["style"].format(index=1), keys["params"]]
     )
     content = Image.open(io.BytesIO(s3_storage.get(content_key)))
     assert (content.format, content.mode, content.size) == ("JPEG", "RGB", (24, 16))
     [message] = topic_records(configs.kafka, bus.topic_for(configs.kafka, "blend"), 1)
-    assert message.key == body["id"].encode() and Job.from_message(message.value) == record
+    assert message.key == body["id"].encode() and JobMessage.decode(message.value) == JobMessage.of(record)
     assert topic_records(configs.kafka, bus.topic_for(configs.kafka, "gatys"), 0) == []
 
 
-def test_submit_gatys_with_init_image_and_list_parameters(client, configs, s3_storage):
+def test_submit_gatys_with_init_image_and_list_parameters(client, configs, s3_storage, status_store):
     response = submit(
         client, "gatys", styles=3, init=files.png((24, 16)), init_method="image",
         style_layers="relu1_1,relu2_1", style_blend_weights=["1", "2", "3"], total_iterations="5",
@@ -69,14 +76,15 @@ def test_submit_gatys_with_init_image_and_list_parameters(client, configs, s3_st
     body = response.json
     assert body["params"]["style_layers"] == ["relu1_1", "relu2_1"]
     assert body["params"]["style_blend_weights"] == [1.0, 2.0, 3.0]
-    assert body["inputs"]["init_image"] == object_keys(body["id"])["init_image"]
-    assert len(body["inputs"]["styles"]) == 3
-    assert s3_storage.exists(body["inputs"]["init_image"])
+    record = status_store.get(body["id"])
+    assert record.inputs.init_image == object_keys(body["id"])["init_image"]
+    assert len(record.inputs.styles) == len(body["links"]["styles"]) == 3
+    assert s3_storage.exists(record.inputs.init_image)
     [message] = topic_records(configs.kafka, bus.topic_for(configs.kafka, "gatys"), 1)
-    assert Job.from_message(message.value).id == body["id"]
+    assert JobMessage.decode(message.value).id == body["id"]
 
 
-def test_uploads_are_normalised_before_storage(client, s3_storage):
+def test_uploads_are_normalised_before_storage(client, s3_storage, status_store):
     cmyk = files.encode(Image.new("CMYK", (12, 12), (0, 255, 255, 0)), "JPEG")
     data = {
         "mode": "blend",
@@ -84,8 +92,9 @@ def test_uploads_are_normalised_before_storage(client, s3_storage):
         "style": (io.BytesIO(cmyk), "s.jpg"),
     }
     body = client.post("/api/v1/jobs", data=data, content_type="multipart/form-data").json
-    content = Image.open(io.BytesIO(s3_storage.get(body["inputs"]["content"])))
-    style = Image.open(io.BytesIO(s3_storage.get(body["inputs"]["styles"][0])))
+    record = status_store.get(body["id"])
+    content = Image.open(io.BytesIO(s3_storage.get(record.inputs.content)))
+    style = Image.open(io.BytesIO(s3_storage.get(record.inputs.styles[0])))
     assert content.size == (10, 20) and content.mode == "RGB"  # EXIF orientation applied
     assert style.mode == "RGB" and style.getpixel((6, 6))[0] > 200
 
@@ -155,7 +164,7 @@ def test_finished_job_result_snapshots_losses(client, status_store, s3_storage):
 def test_zip_holds_snapshots_in_order_result_and_params(client, status_store, s3_storage):
     job = submit(client, "gatys", total_iterations="30").json
     finish_like_a_worker(status_store, s3_storage, job["id"])
-    status_store.redis.delete(status_store._key("snaps", job["id"]))  # Redis TTL over: S3 copies serve
+    status_store.redis.delete(status_store.key("snaps", job["id"]))  # Redis TTL over: S3 copies serve
     response = client.get(job["links"]["zip"])
     assert response.status_code == 200 and response.mimetype == "application/zip"
     assert "attachment" in response.headers["Content-Disposition"]
@@ -204,10 +213,9 @@ def test_engines_report_consumers_and_limits(client, status_store, configs):
     assert engines["gatys"]["available"] is False and engines["gatys"]["reason"] == NO_CONSUMER
     assert engines["blend"]["max_styles"] == 2 and engines["gatys"]["max_styles"] == 4
     assert {p["name"] for p in engines["blend"]["parameters"]} >= {"ratio", "alpha", "image_size"}
-    status_store.report_engine(
-        "blend", "c1", {"available": True, "random_weights": True, "device": "cpu"}, 30
-    )
-    status_store.report_engine("gatys", "c2", {"available": False, "reason": "VGG19 weights missing"}, 30)
+    presence = Presence(status_store.redis, prefix=status_store.prefix)
+    presence.report("blend", "c1", {"available": True, "random_weights": True, "device": "cpu"}, 30)
+    presence.report("gatys", "c2", {"available": False, "reason": "VGG19 weights missing"}, 30)
     body = client.get("/api/v1/engines").json
     engines = {e["mode"]: e for e in body["engines"]}
     assert (
@@ -231,11 +239,13 @@ def test_health_and_readiness(client):
 @pytest.fixture
 def dying_broker(service_env, s3_storage, status_store):
     """An app whose broker is a Tansu of its own, for a test to kill: (app, broker)."""
-    from stylequeue import config, localstack
+    from launcher import localstack
+    from stylequeue import config
 
     broker = localstack.start_broker()
     env = {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": broker.url}
     quick = {"delivery_timeout_ms": 2000, "request_timeout_ms": 1000, "max_block_ms": 1000}
+    bus.ensure_topics(config.load(config.KafkaConfig, env), modes())  # provisioned, as at deployment
     made = bus.make_producer(config.load(config.KafkaConfig, env), **quick)
     try:
         yield create_app(env, clients=Clients(s3_storage, status_store, made)), broker
@@ -287,7 +297,8 @@ def test_metrics_count_submissions(client):
 @pytest.fixture
 def dying_redis(service_env, s3_storage, producer):
     """An app whose Redis is a redis-server of its own, for a test to stop: (app, redis service)."""
-    from stylequeue import config, localstack, status
+    from launcher import localstack
+    from stylequeue import config, status
 
     server = localstack.start_redis()
     cfg = config.load(config.RedisConfig, {**service_env, "STYLEQUEUE_REDIS_URL": server.url})
@@ -321,12 +332,14 @@ def test_redis_down_on_read_routes_is_503_naming_redis(dying_redis, status_store
 
 
 def test_s3_down_on_read_routes_is_503_naming_s3(service_env, status_store, producer):
-    from stylequeue import config, localstack, storage
+    from launcher import localstack
+    from stylequeue import config, storage
 
     server = localstack.start_s3()
     try:
         env = {**service_env, "STYLEQUEUE_S3_ENDPOINT": server.url}
         store = storage.Storage.from_config(config.load(config.S3Config, env))
+        store.ensure_bucket()  # provisioned, as at deployment
         client = create_app(env, clients=Clients(store, status_store, producer)).test_client()
         job = submit(client, "gatys").json
         finish_like_a_worker(status_store, store, job["id"])

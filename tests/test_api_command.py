@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
+from services import wait_for
 
-from stylequeue.localstack import free_port, stop_process
+from launcher.localstack import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -25,29 +25,30 @@ def get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gunicorn exited"
-        try:
-            if get(url)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {timeout_s} s")
+def answers(url: str, process: subprocess.Popen) -> bool:
+    assert process.poll() is None, "gunicorn exited"
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False
 
 
 def test_stylequeue_api_serves_with_gunicorn(service_env, tmp_path):
     port = free_port()
     env = {**os.environ, **service_env, "STYLEQUEUE_API_THREADS": "2"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    argv = [sys.executable, "-m", "stylequeue.cli", "api", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    # The init step of a deployment: the API itself never creates the bucket or the topics.
+    made = subprocess.run([sys.executable, "-m", "launcher.cli", "provision"], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert made.returncode == 0 and "provisioned bucket" in made.stdout, made.stderr
+    again = subprocess.run([sys.executable, "-m", "launcher.cli", "provision"], env=env, timeout=120)
+    assert again.returncode == 0  # already done: tolerated
+    argv = [sys.executable, "-m", "launcher.cli", "api", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
     log = open(tmp_path / "api.log", "wb")
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{base}/healthz", process)
+        wait_for(lambda: answers(f"{base}/healthz", process), 60, 0.2, f"{base}/healthz to answer")
         status, body = get(f"{base}/readyz")
         assert (status, json.loads(body)) == (200, {"redis": "ok", "kafka": "ok", "s3": "ok"})
         status, body = get(f"{base}/api/v1/engines")

@@ -39,6 +39,7 @@ def test_every_api_path_has_a_curl_example():
             re.escape(example)
             .replace(re.escape("{iteration}"), r"\d+")
             .replace(re.escape("{name}"), r"[a-z][\w-]*")
+            .replace(re.escape("{asset}"), r"[\w/.-]+")
         )
         assert re.search(pattern, section), path
 

@@ -49,10 +49,11 @@ def test_job_links_name_each_input(client):
     assert client.get(job["links"]["self"]).json["links"] == job["links"]
 
 
-def test_inputs_are_served_as_the_normalised_images_that_were_stored(client, s3_storage):
+def test_inputs_are_served_as_the_normalised_images_that_were_stored(client, s3_storage, status_store):
     job = submit(client, styles=2)
     content = client.get(job["links"]["content"])
-    assert content.data == s3_storage.get(job["inputs"]["content"])  # an RGB JPEG, kept as a JPEG
+    stored = status_store.get(job["id"]).inputs.content
+    assert content.data == s3_storage.get(stored)  # an RGB JPEG, kept as a JPEG
     assert (image(content).format, image(content).mode, image(content).size) == ("JPEG", "RGB", (20, 12))
     assert content.headers["Content-Disposition"].endswith('-content.jpg"')
     for index, url in enumerate(job["links"]["styles"]):
@@ -83,9 +84,9 @@ def test_unknown_job_is_404_naming_the_job(client):
     assert response.status_code == 404 and response.json["error"]["field"] == "job_id"
 
 
-def test_an_input_lost_from_storage_is_404_not_500(client, s3_storage):
+def test_an_input_lost_from_storage_is_404_not_500(client, s3_storage, status_store):
     job = submit(client, styles=1)
-    s3_storage.delete(job["inputs"]["styles"][0])
+    s3_storage.delete(status_store.get(job["id"]).inputs.styles[0])
     response = client.get(job["links"]["styles"][0])
     assert response.status_code == 404
     assert (

@@ -8,13 +8,13 @@ from PIL import Image
 
 from consumer.engines import registry
 from consumer.engines.adain import mean_std
-from consumer.engines.base import Engine, Hooks
-from consumer.engines.blend import BlendEngine, BlendItem, style_longest
+from consumer.engines.base import BatchItem, Engine, Hooks
+from consumer.engines.blend import MAX_IMAGE_SIZE, MIN_SIDE, BlendParams
+from consumer.engines.blend_engine import BlendEngine, style_longest
+from consumer.engines.gatys import GatysParams
 from consumer.engines.image import resize_longest, rgb_to_yuv, to_image, to_tensor
+from consumer.engines.registry import validate_job_params
 from stylequeue.errors import JobCancelled, ValidationError
-from stylequeue.modes import validate_job_params
-from stylequeue.params.blend import MAX_IMAGE_SIZE, MIN_SIDE, BlendParams
-from stylequeue.params.gatys import GatysParams
 
 pytestmark = pytest.mark.usefixtures("blend_single_thread")
 
@@ -76,11 +76,11 @@ def test_decoded_features_carry_the_style_statistics(blend_engine):
 
 def test_batched_results_equal_one_by_one(blend_engine):
     items = [
-        BlendItem(CONTENT, [STYLE1, STYLE2], BlendParams(ratio=0.2, image_size=32)),
-        BlendItem(random_image(30, 40, 3), [STYLE2], BlendParams(alpha=0.6, image_size=32)),
-        BlendItem(random_image(40, 30, 4), [STYLE2, STYLE1], BlendParams(ratio=0.9, image_size=32)),
-        BlendItem(random_image(20, 20, 5), [STYLE1], BlendParams(image_size=24, preserve_colors=True)),
-        BlendItem(random_image(32, 24, 6), [STYLE1], BlendParams(alpha=0.3, image_size=32)),
+        BatchItem(CONTENT, [STYLE1, STYLE2], BlendParams(ratio=0.2, image_size=32)),
+        BatchItem(random_image(30, 40, 3), [STYLE2], BlendParams(alpha=0.6, image_size=32)),
+        BatchItem(random_image(40, 30, 4), [STYLE2, STYLE1], BlendParams(ratio=0.9, image_size=32)),
+        BatchItem(random_image(20, 20, 5), [STYLE1], BlendParams(image_size=24, preserve_colors=True)),
+        BatchItem(random_image(32, 24, 6), [STYLE1], BlendParams(alpha=0.3, image_size=32)),
     ]
     batched = blend_engine.run_batch(items)
     singles = [blend_engine.run(i.content, i.styles, i.params) for i in items]
@@ -92,11 +92,11 @@ def test_batched_results_equal_one_by_one(blend_engine):
 
 def test_a_bad_item_does_not_fail_the_others(blend_engine):
     items = [
-        BlendItem(CONTENT, [STYLE1], BlendParams(image_size=32)),
-        BlendItem(CONTENT, [STYLE1, STYLE2, STYLE1], BlendParams(image_size=32)),
-        BlendItem(CONTENT, [STYLE1], GatysParams()),
-        BlendItem(CONTENT, [STYLE1], BlendParams(image_size=32), Hooks(should_cancel=lambda: True)),
-        BlendItem(CONTENT, [STYLE2], BlendParams(image_size=32)),
+        BatchItem(CONTENT, [STYLE1], BlendParams(image_size=32)),
+        BatchItem(CONTENT, [STYLE1, STYLE2, STYLE1], BlendParams(image_size=32)),
+        BatchItem(CONTENT, [STYLE1], GatysParams()),
+        BatchItem(CONTENT, [STYLE1], BlendParams(image_size=32), Hooks(should_cancel=lambda: True)),
+        BatchItem(CONTENT, [STYLE2], BlendParams(image_size=32)),
     ]
     results = blend_engine.run_batch(items)
     assert results[0].image.size == results[4].image.size == (32, 24)
@@ -147,16 +147,15 @@ def test_run_rejects_three_styles_and_an_init_image(blend_engine):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_matches_cpu(blend_model, blend_config, blend_engine, precision):
     import copy
-    import dataclasses
 
     from consumer.engines.blend_model import BlendModel
 
-    config = dataclasses.replace(blend_config, device="cuda", precision=precision)
+    config = blend_config.model_copy(update={"device": "cuda", "precision": precision})
     model = BlendModel(copy.deepcopy(blend_model.module), blend_model.source).to(
         torch.device("cuda"), torch.channels_last
     )
     gpu = BlendEngine(config, model, torch.device("cuda"))
-    items = [BlendItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)) for _ in range(3)]
+    items = [BatchItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)) for _ in range(3)]
     want = _pixels(blend_engine.run(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)))
     for got in gpu.run_batch(items):
         assert np.abs(_pixels(got) - want).mean() < (2 if precision == "fp32" else 8)
@@ -171,8 +170,8 @@ def test_a_retried_batch_counts_each_style_lookup_once(blend_engine):
             raise RuntimeError("the batch-mate fails inside the batched pass")
 
     items = [
-        BlendItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)),
-        BlendItem(CONTENT, [STYLE1], BlendParams(image_size=32), Hooks(on_progress=fail_at_encode)),
+        BatchItem(CONTENT, [STYLE1, STYLE2], BlendParams(image_size=32)),
+        BatchItem(CONTENT, [STYLE1], BlendParams(image_size=32), Hooks(on_progress=fail_at_encode)),
     ]
     ok, failed = blend_engine.run_batch(items)
     assert isinstance(failed, RuntimeError) and ok.meta["batch_size"] == 1  # retried alone

@@ -7,7 +7,7 @@ import pytest
 from blend_weights import random_image
 from PIL import Image
 
-from stylequeue.cli import main
+from launcher.cli import main
 
 pytestmark = pytest.mark.usefixtures("blend_single_thread")
 

@@ -1,6 +1,5 @@
 """The three blend artifact formats through the real loader, and its errors."""
 
-import dataclasses
 import hashlib
 
 import numpy as np
@@ -9,7 +8,8 @@ import torch
 from blend_weights import decoder_tensors, random_image
 
 from consumer.engines.adain import AdaINNet
-from consumer.engines.blend import create_engine
+from consumer.engines.blend import BlendParams
+from consumer.engines.blend_engine import create_engine
 from consumer.engines.blend_model import (
     export_torchscript,
     is_torchscript,
@@ -17,7 +17,6 @@ from consumer.engines.blend_model import (
     save_artifact,
 )
 from stylequeue.errors import ArtifactError, ConfigError, EngineUnavailable
-from stylequeue.params.blend import BlendParams
 
 pytestmark = [
     pytest.mark.usefixtures("blend_single_thread"),
@@ -37,7 +36,7 @@ class SeedOnly(torch.nn.Module):
 
 
 def _config(config, spec):
-    return dataclasses.replace(config, blend_model=str(spec))
+    return config.model_copy(update={"blend_model": str(spec)})
 
 
 def _blend(config, *, alpha=1.0):
@@ -154,7 +153,7 @@ def test_missing_and_misconfigured_models(blend_config, tmp_path):
 
 
 def test_random_weights_are_seeded_and_reported(blend_config):
-    config = dataclasses.replace(blend_config, random_weights=True)
+    config = blend_config.model_copy(update={"random_weights": True})
     a, b = load_blend_model(config), load_blend_model(config)
     assert a.source.random and b.source.random
     for (name, x), (_, y) in zip(a.module.state_dict().items(), b.module.state_dict().items(), strict=True):
@@ -167,5 +166,5 @@ def test_random_weights_are_seeded_and_reported(blend_config):
 
 def test_bad_engine_limits_name_the_variable(blend_config):
     with pytest.raises(ConfigError) as info:
-        create_engine(dataclasses.replace(blend_config, blend_max_batch=0))
+        create_engine(blend_config.model_copy(update={"blend_max_batch": 0}))
     assert info.value.field == "STYLEQUEUE_BLEND_MAX_BATCH"

@@ -1,11 +1,11 @@
-"""stylequeue.cli: every sub-command is registered, and neither it nor the API imports torch."""
+"""launcher.cli: every sub-command is registered, and neither it nor the API imports torch."""
 
 import subprocess
 import sys
 
 import pytest
 
-from stylequeue import cli
+from launcher import cli
 
 COMMANDS = {
     "gatys",
@@ -16,6 +16,7 @@ COMMANDS = {
     "reconcile",
     "models",
     "api",
+    "provision",
     "dev",
 }
 
@@ -34,7 +35,7 @@ def test_a_project_error_exits_2_with_its_message(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     "statement",
-    ["import stylequeue.cli as c; c.build_parser()", "import api.app, api.service, api.uploads"],
+    ["import launcher.cli as c; c.build_parser()", "import api.app, api.service, api.uploads"],
 )
 def test_no_torch_on_the_api_side(statement):
     # The API image ships without torch: parsing the CLI and loading the API must not need it.

@@ -8,7 +8,6 @@ with Prometheus, Grafana and nginx, every file a Dockerfile copies exists in its
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import re
 import shlex
@@ -19,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from consumer.engines.registry import modes
 from consumer.worker import DRAIN_S
 from stylequeue import config
-from stylequeue.modes import MODES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -35,12 +34,12 @@ SECTIONS = [config.EngineConfig, config.S3Config, config.RedisConfig, config.Kaf
             config.WorkerConfig]  # fmt: skip
 APP_SECTIONS = (config.S3Config, config.RedisConfig, config.KafkaConfig)
 CONSUMER_SECTIONS = APP_SECTIONS + (config.EngineConfig, config.WorkerConfig)
-ONE_SHOT = {"kafka-init", "minio-init", "minio-volume"}
+ONE_SHOT = {"provision", "minio-volume"}
 ROOT_ALLOWED = {"minio-volume"}  # one chown of MinIO's volume; see docker-compose.yml
 
 
 def env_names() -> set[str]:
-    return {f.metadata["env"] for section in SECTIONS for f in dataclasses.fields(section)}
+    return {row["env"] for section in SECTIONS for row in config.describe(section)}
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +85,18 @@ def test_compose_config_accepts_the_file_with_and_without_the_gpu_profile(compos
     expected = (
         {
             "kafka",
-            "kafka-init",
             "redis",
             "minio",
             "minio-volume",
-            "minio-init",
+            "provision",
             "api",
             "reconciler",
             "frontend",
             "prometheus",
             "grafana",
         }
-        | {f"consumer-{m}" for m in MODES}
-        | {f"consumer-{m}-gpu" for m in MODES}
+        | {f"consumer-{m}" for m in modes()}
+        | {f"consumer-{m}-gpu" for m in modes()}
     )
     assert set(compose["services"]) == expected
 
@@ -116,9 +114,10 @@ def test_every_stylequeue_variable_is_a_config_variable(compose):
 def test_application_services_load_their_config_sections(compose):
     """The env of the API and of each consumer loads (required set, types and choices valid)."""
     services = compose["services"]
-    for name, sections in [("api", APP_SECTIONS + (config.ApiConfig,))] + [
-        (n, CONSUMER_SECTIONS) for n in services if n.startswith("consumer-")
-    ]:
+    for name, sections in [
+        ("api", APP_SECTIONS + (config.ApiConfig,)),
+        ("provision", APP_SECTIONS + (config.ApiConfig,)),
+    ] + [(n, CONSUMER_SECTIONS) for n in services if n.startswith("consumer-")]:
         env = service_env(services[name])
         for section in sections:
             config.load(section, env)  # raises ConfigError naming the variable
@@ -128,8 +127,8 @@ def test_application_services_load_their_config_sections(compose):
 
 def test_compose_defaults_equal_the_application_defaults():
     """``${STYLEQUEUE_X:-default}`` in the compose file must not drift from config.py."""
-    defaults = {f.metadata["env"]: f.default for s in SECTIONS for f in dataclasses.fields(s)
-                if f.default is not dataclasses.MISSING}  # fmt: skip
+    defaults = {row["env"]: row["default"] for s in SECTIONS for row in config.describe(s)
+                if row["default"] is not None}  # fmt: skip
     found = re.findall(r"\$\{(STYLEQUEUE_[A-Z0-9_]+):-([^}]*)\}", COMPOSE.read_text())
     assert found
     for name, value in found:
@@ -141,7 +140,7 @@ def test_compose_defaults_equal_the_application_defaults():
 
 def test_consumers_run_each_mode_with_the_consumer_command(compose):
     services = compose["services"]
-    for mode in MODES:
+    for mode in modes():
         for name in (f"consumer-{mode}", f"consumer-{mode}-gpu"):
             assert services[name]["command"] == ["stylequeue", "consumer", "--mode", mode]
         gpu = services[f"consumer-{mode}-gpu"]
@@ -153,9 +152,11 @@ def test_consumers_run_each_mode_with_the_consumer_command(compose):
         assert "ports" not in services[f"consumer-{mode}"], "published ports would break --scale"
         for name in (f"consumer-{mode}", f"consumer-{mode}-gpu"):  # the drain fits before SIGKILL
             assert _seconds(services[name]["stop_grace_period"]) > DRAIN_S + 5, name
-    script = " ".join(services["kafka-init"]["command"])
-    for mode in MODES:
-        assert "PREFIX}" + mode in script
+    # One init step makes the bucket and every registered mode's topic (api.backing.provision),
+    # before the API, the consumers and the reconciler start; the API itself never does.
+    assert services["provision"]["command"] == ["stylequeue", "provision"]
+    for name in ("api", "reconciler", *(f"consumer-{m}" for m in modes())):
+        assert services[name]["depends_on"]["provision"]["condition"] == "service_completed_successfully"
     assert services["api"]["command"][:2] == ["stylequeue", "api"]
 
 
@@ -166,7 +167,7 @@ def test_ports_and_service_names_agree_with_prometheus_grafana_and_nginx(compose
     assert jobs["api"]["static_configs"][0]["targets"] == ["api:8000"]
     assert any(port_target(p) == 8000 for p in services["api"]["ports"])
     assert service_env(services["api"])["STYLEQUEUE_API_BIND"] == "0.0.0.0:8000"
-    for mode in MODES:
+    for mode in modes():
         sd = jobs[f"consumer-{mode}"]["dns_sd_configs"][0]
         assert set(sd["names"]) == {f"consumer-{mode}", f"consumer-{mode}-gpu"} <= set(services)
         assert sd["port"] == int(service_env(services[f"consumer-{mode}"])["STYLEQUEUE_METRICS_PORT"])
@@ -316,7 +317,15 @@ def test_dockerignore_keeps_the_python_context_small():
     patterns = dockerignore(ROOT)
     for heavy in (".venv", ".git", "frontend/node_modules", "tests", "stylequeue/__pycache__/x.pyc", "w.pth"):
         assert ignored(heavy, patterns), heavy
-    for needed in ("pyproject.toml", "constraints.txt", "README.md", "stylequeue/job.py", "api", "consumer"):
+    for needed in (
+        "pyproject.toml",
+        "constraints.txt",
+        "README.md",
+        "stylequeue/job.py",
+        "api",
+        "consumer",
+        "launcher",
+    ):
         assert not ignored(needed, patterns), needed
     assert ignored("node_modules", dockerignore(ROOT / "frontend"))
 

@@ -9,7 +9,7 @@ import time
 import containers
 import pytest
 
-from stylequeue import localstack
+from launcher import localstack
 
 VARIABLE = "STYLEQUEUE_REDIS_URL"
 

@@ -19,7 +19,7 @@ import requests
 from http_jobs import wait_terminal
 from services import tiny_png, wait_for
 
-from stylequeue import localstack
+from launcher import localstack
 
 pytestmark = pytest.mark.integration
 
@@ -53,17 +53,17 @@ JOBS = {
 }
 
 
-def submit(api_url: str, seed: int, attempts: int = 40, mode: str = "blend") -> str:
+def submit(api_url: str, seed: int, timeout_s: float = 20, mode: str = "blend") -> str:
     """Submit a job, retrying a 503 (a backing service restarting) for a while; its id."""
-    for _ in range(attempts):
+
+    def accepted() -> str | None:
         files = {"content": ("c.png", tiny_png(seed, 48)), "style": ("s.png", tiny_png(seed + 1, 48))}
         response = requests.post(f"{api_url}/api/v1/jobs", data={"mode": mode, **JOBS[mode]},
                                  files=files, timeout=30)  # fmt: skip
-        if response.status_code == 202:
-            return response.json()["id"]
-        assert response.status_code == 503, response.text
-        time.sleep(0.5)
-    raise AssertionError("the API kept answering 503")
+        assert response.status_code in (202, 503), response.text
+        return response.json()["id"] if response.status_code == 202 else None
+
+    return wait_for(accepted, timeout_s, 0.5, "the API to stop answering 503")
 
 
 def results_in_s3(services: localstack.Services, stack: localstack.Stack, job_id: str) -> list[str]:

@@ -1,8 +1,7 @@
-"""consumer.engines.gatys (and its schedule) on tiny images with a random VGG on the CPU."""
+"""consumer.engines.gatys_engine (and its schedule) on tiny images with a random VGG on the CPU."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -11,12 +10,12 @@ from PIL import Image
 
 from consumer.engines import registry, schedule
 from consumer.engines.base import Checkpoint, Engine, Hooks
-from consumer.engines.gatys import iterations_left, plan_for, style_size
+from consumer.engines.gatys import MAX_IMAGE_SIZE, GatysParams
+from consumer.engines.gatys_engine import iterations_left, plan_for, style_size
 from consumer.engines.image import rgb_to_yuv, to_tensor
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ConfigError, JobCancelled, ValidationError
 from stylequeue.params import parse_params
-from stylequeue.params.gatys import MAX_IMAGE_SIZE, GatysParams
 
 CONFIG = EngineConfig(device="cpu", random_weights=True)
 
@@ -251,14 +250,14 @@ def test_schedule_examples():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_explicit_precision_runs_on_cpu_and_meta_says_which(precision):
-    config = dataclasses.replace(CONFIG, precision=precision)
+    config = CONFIG.model_copy(update={"precision": precision})
     result = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params(total_iterations=3))
     assert result.meta["precision"] == precision and result.meta["device"] == "cpu"
     assert all(math.isfinite(h["total"]) for h in result.history)
 
 
 def test_fp16_on_cpu_makes_the_engine_unavailable_naming_the_variable():
-    engine = registry.create_engine("gatys", dataclasses.replace(CONFIG, precision="fp16"))
+    engine = registry.create_engine("gatys", CONFIG.model_copy(update={"precision": "fp16"}))
     availability = engine.availability()
     assert not availability.ok and "STYLEQUEUE_PRECISION" in availability.reason
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
@@ -267,7 +266,8 @@ def test_fp16_on_cpu_makes_the_engine_unavailable_naming_the_variable():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without CUDA")
 def test_cuda_requested_without_cuda_is_unavailable_with_the_reason():
-    availability = registry.create_engine("gatys", dataclasses.replace(CONFIG, device="cuda")).availability()
+    engine = registry.create_engine("gatys", CONFIG.model_copy(update={"device": "cuda"}))
+    availability = engine.availability()
     assert not availability.ok and "CUDA is not available" in availability.reason
 
 
@@ -275,7 +275,7 @@ def test_cuda_requested_without_cuda_is_unavailable_with_the_reason():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_cuda_run_with_mixed_precision(precision):
-    config = dataclasses.replace(CONFIG, device="cuda", precision=precision)
+    config = CONFIG.model_copy(update={"device": "cuda", "precision": precision})
     result = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params(total_iterations=5))
     assert result.meta["device"].startswith("cuda") and result.meta["precision"] == precision
     assert all(math.isfinite(h["total"]) for h in result.history)
@@ -375,7 +375,7 @@ def test_a_checkpoint_at_the_total_just_finishes_with_its_image(engine):
 def test_non_finite_losses_fail_the_job_with_the_reason(engine):
     """Overflowing weights turn every loss NaN and the image black: a failure, never a success."""
     from consumer.engines.base import Hooks
-    from consumer.engines.gatys import GatysRun, Tick
+    from consumer.engines.gatys_engine import GatysRun, Tick
 
     run = GatysRun(
         engine.network("vgg19"), GatysParams(image_size=16), Hooks(), amp=None, random_weights=True

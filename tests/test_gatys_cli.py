@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import subprocess
 import sys
@@ -12,8 +11,8 @@ import pytest
 from PIL import Image
 
 from consumer.commands import gatys
-from stylequeue import cli
-from stylequeue.params.gatys import GatysParams
+from consumer.engines.gatys import GatysParams
+from launcher import cli
 
 FAST = ["--random_weights", "--device", "cpu", "--quiet"]
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -95,14 +94,14 @@ def test_every_engine_parameter_has_a_flag():
     parser = cli.build_parser()
     gatys = parser._subparsers._group_actions[0].choices["gatys"]
     flags = {s for action in gatys._actions for s in action.option_strings}
-    assert {f"--{f.name}" for f in dataclasses.fields(GatysParams)} <= flags
+    assert {f"--{name}" for name in GatysParams.model_fields} <= flags
     assert {"--height", "--content_image_path", "--style_image_path", "--output_file"} <= flags
 
 
 def test_real_process_exits_2_with_the_message(files):
     _, content, style = files
     proc = subprocess.run(
-        [sys.executable, "-m", "stylequeue.cli", "gatys", "--content_image_path", str(content),
+        [sys.executable, "-m", "launcher.cli", "gatys", "--content_image_path", str(content),
          "--style_image_path", str(style), "--tv_weight", "-3"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -152,7 +151,7 @@ def test_help_says_what_height_and_image_size_mean():
     help_text = " ".join(gatys_parser().format_help().split())
     assert "--height INT height of the output in pixels, aspect ratio kept" in help_text
     assert "the seed CLI's --height (its default was 400)" in help_text
-    assert "--image_size INT longest side of the output in pixels (default: 512)" in help_text
+    assert "--image_size INT longest side of the output in pixels (16–2048) (default: 512)" in help_text
 
 
 SEED_SCRIPT_ARGS = [

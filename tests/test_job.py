@@ -1,4 +1,4 @@
-"""stylequeue.job: the one job model, its JSON forms, its message schema and its transitions."""
+"""stylequeue.job: the job record, its JSON form and its transitions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from stylequeue.errors import ValidationError
 from stylequeue.job import (
-    SCHEMA_VERSION,
     TERMINAL,
     Inputs,
     Job,
@@ -41,37 +40,13 @@ def full_job() -> Job:
 @pytest.mark.parametrize(
     "job", [full_job(), Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)))]
 )
-def test_dict_json_and_message_round_trips(job):
+def test_dict_and_json_round_trips(job):
     assert Job.from_dict(job.to_dict()) == job
     assert Job.from_json(job.to_json()) == job
-    assert Job.from_message(job.to_message()) == job
-    # The JSON form is plain JSON types (lists, strings), as the API and the UI see it.
+    # The JSON form is plain JSON types (lists, strings), as Redis stores it.
     data = json.loads(job.to_json())
     assert isinstance(data["inputs"]["styles"], list) and isinstance(data["snapshots"], list)
     assert data["status"] == job.status.value
-
-
-def test_message_carries_the_schema_version_and_no_image_bytes():
-    body = json.loads(full_job().to_message())
-    assert body["schema"] == SCHEMA_VERSION
-    assert body["inputs"]["content"].endswith(".png")
-    assert len(full_job().to_message()) < 2048
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        json.dumps({**full_job().to_dict(), "schema": SCHEMA_VERSION + 1}).encode(),
-        json.dumps(full_job().to_dict()).encode(),  # no schema at all
-        b"[1, 2]",
-        b"\xff not json",
-    ],
-    ids=["newer-schema", "missing-schema", "not-an-object", "not-json"],
-)
-def test_messages_of_another_schema_are_rejected(value):
-    with pytest.raises(ValidationError) as excinfo:
-        Job.from_message(value)
-    assert excinfo.value.field in ("schema", "message")
 
 
 def test_malformed_records_name_the_job_field():
@@ -122,10 +97,10 @@ def test_outputs_are_keyed_by_attempt_so_a_stale_attempt_never_overwrites_a_newe
     assert "result" not in object_keys("abc")  # no output key without its attempt
 
 
-def test_releases_and_retry_time_survive_the_record_and_the_message():
+def test_releases_and_retry_time_survive_the_record():
     job = Job(id="j", mode="blend", params={}, inputs=Inputs("c", ("s",)), attempt=3, releases=1)
     job = job.evolve(retry_at="2030-01-01T00:00:00.000Z")
-    assert Job.from_json(job.to_json()) == job == Job.from_message(job.to_message())
+    assert Job.from_json(job.to_json()) == job
     assert job.counted_attempts == 2
 
 

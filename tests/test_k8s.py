@@ -6,8 +6,6 @@ names them, grace periods that cover the drain, probes on the ports that serve t
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import re
 import shutil
 import subprocess
@@ -78,18 +76,8 @@ def env_of(overlay: str, deployment: dict) -> dict[str, str]:
     return env
 
 
-def config_sections() -> list[type]:
-    return [
-        cls
-        for _, cls in inspect.getmembers(config, inspect.isclass)
-        if dataclasses.is_dataclass(cls) and cls.__module__ == config.__name__
-    ]
-
-
 def declared_variables() -> set[str]:
-    return {
-        f.metadata["env"] for cls in config_sections() for f in dataclasses.fields(cls) if "env" in f.metadata
-    }
+    return {row["env"] for cls in config.Section.__subclasses__() for row in config.describe(cls)}
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -201,6 +189,15 @@ def test_each_container_loads_its_configuration(overlay):
         for section in sections:
             config.load(section, env)  # a missing required or malformed value raises, naming it
         assert config.load(config.LoadTestConfig, env).synthetic_engine is False, name
+
+
+def test_a_provisioning_job_makes_the_bucket_and_topics_apart_from_the_api(overlay):
+    job = objects(overlay, "Job")["stylequeue-provision"]
+    (only,) = job["spec"]["template"]["spec"]["containers"]
+    assert only["args"] == ["stylequeue", "provision"] and only["image"].startswith("stylequeue-api:")
+    env = env_of(overlay, job)
+    for section in SECTIONS["stylequeue-api"]:  # what `stylequeue provision` loads: the API's settings
+        config.load(section, env)
 
 
 def test_scaled_objects_watch_the_groups_and_topics_the_consumers_use(overlay):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 
 import numpy as np
 import pytest
@@ -12,12 +11,12 @@ from test_gatys import picture
 
 from consumer.engines import registry
 from consumer.engines.base import Hooks
-from consumer.engines.gatys import GatysRun, make_optimizer, plan_for
+from consumer.engines.gatys import GatysParams
+from consumer.engines.gatys_engine import GatysRun, make_optimizer, plan_for
 from consumer.engines.hot_loop import Evaluation, GraphedEvaluation, LossFeed
 from consumer.engines.image import size_for_longest
 from consumer.engines.lbfgs import FixedStepLBFGS
 from stylequeue.config import EngineConfig
-from stylequeue.params.gatys import GatysParams
 
 N = 40
 CONTENT = picture(40, 30, (230, 80, 40), seed=1)
@@ -216,7 +215,7 @@ def test_cuda_graphs_give_the_eager_loss_curve(precision):
     config = EngineConfig(device="cuda", random_weights=True, precision=precision)
     params = GatysParams(image_size=64, total_iterations=10, seed=0, snapshot_every=5)
     eager = registry.create_engine("gatys", config).run(CONTENT, [STYLE], params)
-    graphed_engine = registry.create_engine("gatys", dataclasses.replace(config, cuda_graphs=True))
+    graphed_engine = registry.create_engine("gatys", config.model_copy(update={"cuda_graphs": True}))
     graphed = graphed_engine.run(CONTENT, [STYLE], params)
     assert graphed.meta["cuda_graphs"] is True and eager.meta["cuda_graphs"] is False
     for a, b in zip(eager.history, graphed.history, strict=True):

@@ -10,7 +10,7 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from stylequeue import localstack
+from launcher import dev, localstack
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,6 @@ def test_dev_runs_everything_real_blend_random_gatys_survives_kills_and_stops_on
     import signal
     import subprocess
     import sys
-    import time
 
     import requests
     from http_jobs import submit, wait_terminal
@@ -110,17 +109,18 @@ def test_dev_runs_everything_real_blend_random_gatys_survives_kills_and_stops_on
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEQUEUE_")}
     env.update(STYLEQUEUE_CACHE_DIR=str(tmp_path / "no-weights"), PYTHONUNBUFFERED="1")
     log = tmp_path / "dev.log"
-    argv = [sys.executable, "-m", "stylequeue.cli", "dev", "--api-port", "0", "--workers", "1",
+    argv = [sys.executable, "-m", "launcher.cli", "dev", "--api-port", "0", "--workers", "1",
             "--state-dir", str(tmp_path / "state")]  # fmt: skip
     with open(log, "wb") as out:
         dev = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while not re.search(r"running at (http://\S+)/", log.read_text()) and time.monotonic() < deadline:
+
+        def started():
             assert dev.poll() is None, log.read_text()
-            time.sleep(0.2)
+            return re.search(r"running at (http://\S+)/", log.read_text())
+
+        url = wait_for(started, 120, 0.2, log.read_text).group(1)
         text = log.read_text()
-        url = re.search(r"running at (http://\S+)/", text).group(1)
         assert "no weights are installed for gatys" in text and "RANDOM WEIGHTS for gatys:" in text
         engines = {e["mode"]: e for e in requests.get(f"{url}/api/v1/engines", timeout=10).json()["engines"]}
         assert {mode: e["consumers"] for mode, e in engines.items()} == {"gatys": 1, "blend": 1}
@@ -150,7 +150,7 @@ def test_dev_runs_everything_real_blend_random_gatys_survives_kills_and_stops_on
 def test_dev_runs_blend_on_magenta_and_only_gatys_on_random_weights(tmp_path, capsys):
     """A fresh machine: no VGG19 file anywhere, Magenta's networks installed with the package."""
     environ = {"STYLEQUEUE_CACHE_DIR": str(tmp_path), "STYLEQUEUE_RANDOM_WEIGHTS": "0"}
-    assert localstack.dev_engine_env(environ) == {"gatys": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
+    assert dev.dev_engine_env(environ) == {"gatys": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
     said = capsys.readouterr().out
     assert "no weights are installed for gatys" in said and "stylequeue models pull vgg19" in said
     assert "blend" not in said
@@ -158,9 +158,9 @@ def test_dev_runs_blend_on_magenta_and_only_gatys_on_random_weights(tmp_path, ca
 
 def test_dev_uses_every_real_weight_file_it_finds(tmp_path, vgg_weight_file):
     environ = {"STYLEQUEUE_RANDOM_WEIGHTS": "0", "STYLEQUEUE_VGG19_WEIGHTS": str(vgg_weight_file())}
-    assert localstack.dev_engine_env(environ) == {}
+    assert dev.dev_engine_env(environ) == {}
     missing = {"STYLEQUEUE_RANDOM_WEIGHTS": "0", "STYLEQUEUE_VGG19_WEIGHTS": str(vgg_weight_file()),
                "STYLEQUEUE_BLEND_MODEL": str(tmp_path / "gone.pt")}  # fmt: skip
-    assert localstack.dev_engine_env(missing) == {"blend": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
-    everything = localstack.dev_engine_env({"STYLEQUEUE_RANDOM_WEIGHTS": "1"})
+    assert dev.dev_engine_env(missing) == {"blend": {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}}
+    everything = dev.dev_engine_env({"STYLEQUEUE_RANDOM_WEIGHTS": "1"})
     assert set(everything) == set(localstack.MODES)

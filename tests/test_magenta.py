@@ -8,7 +8,6 @@ the knobs (ratio, alpha, preserve_colors) do what they say.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import magenta_reference as ref
@@ -18,13 +17,13 @@ import torch
 from PIL import Image
 
 from consumer.engines import magenta
-from consumer.engines.blend import create_engine
+from consumer.engines.blend import BlendParams
+from consumer.engines.blend_engine import create_engine
 from consumer.engines.blend_model import MAGENTA_TITLE, load_blend_model
 from consumer.engines.catalogue import packaged_path
 from consumer.engines.image import resize_longest, rgb_to_yuv, to_tensor
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError
-from stylequeue.params.blend import BlendParams
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -185,7 +184,7 @@ def test_preserve_colors_keeps_the_contents_chroma(engine):
 def test_bf16_gives_nearly_the_fp32_image(engine):
     if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no native bf16")
-    bf16 = create_engine(dataclasses.replace(engine.config, precision="bf16"))
+    bf16 = create_engine(engine.config.model_copy(update={"precision": "bf16"}))
     a = np.asarray(run(engine, [STARRY]).image, dtype=np.float64)
     b_result = run(bf16, [STARRY])
     b = np.asarray(b_result.image, dtype=np.float64)
@@ -201,11 +200,11 @@ def test_style_vectors_are_cached_once_per_painting_whatever_the_size(engine):
 
 
 def test_jobs_of_one_size_share_one_forward_pass(engine):
-    from consumer.engines.blend import BlendItem
+    from consumer.engines.base import BatchItem
 
     params = [BlendParams(image_size=96, ratio=r) for r in (0.0, 0.5, 1.0)]
-    items = [BlendItem(CONTENT, [STARRY, WAVE], p) for p in params]
-    items.append(BlendItem(CONTENT, [WAVE], BlendParams(image_size=64)))  # another size: its own pass
+    items = [BatchItem(CONTENT, [STARRY, WAVE], p) for p in params]
+    items.append(BatchItem(CONTENT, [WAVE], BlendParams(image_size=64)))  # another size: its own pass
     results = engine.run_batch(items)
     assert [r.meta["batch_size"] for r in results] == [3, 3, 3, 1]
     for item, batched in zip(items, results, strict=True):

@@ -1,5 +1,6 @@
-"""stylequeue.metrics: the event functions, multiprocess mode, and the scrape-time collectors
-against real services (Redis status store, Kafka-protocol broker). The live /metrics checks of the
+"""stylequeue.metrics: the event functions and multiprocess mode; the scrape-time collectors
+(consumer.gpu_metrics, api.pipeline_metrics with stylequeue.lag) against real services (Redis,
+a Kafka-protocol broker). The live /metrics checks of the
 running stack (API under gunicorn with 2 workers, consumers) are at the end."""
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from services import wait_for
 
+from api.pipeline_metrics import PipelineCollector, make_lag_reader
+from consumer.engines.registry import modes
+from consumer.gpu_metrics import GpuCollector
 from stylequeue import bus, config, metrics, status
 from stylequeue.job import Inputs, Job
-from stylequeue.modes import MODES
+from stylequeue.presence import Presence
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,7 +147,7 @@ def test_gpu_collector_reports_nothing_without_cuda():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("CUDA is present: see test_gpu_collector_reports_devices")
-    assert collected(metrics.GpuCollector()) == {}
+    assert collected(GpuCollector()) == {}
 
 
 @pytest.mark.gpu
@@ -151,7 +156,7 @@ def test_gpu_collector_reports_devices():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     block = torch.empty(1 << 20, device="cuda")
-    found = collected(metrics.GpuCollector())
+    found = collected(GpuCollector())
     allocated = [v for (name, _), v in found.items() if name == "stylequeue_gpu_memory_allocated_bytes"]
     assert allocated and max(allocated) >= block.numel() * 4
     assert any(name == "stylequeue_gpu_memory_total_bytes" for name, _ in found)
@@ -171,7 +176,7 @@ def test_pipeline_collector_reads_queue_depth_consumers_and_lag(service_env):
     kafka = config.load(config.KafkaConfig, service_env)
     redis_cfg = config.load(config.RedisConfig, service_env)
     store = status.StatusStore.from_config(redis_cfg)
-    bus.ensure_topics(kafka, MODES)
+    bus.ensure_topics(kafka, modes())
     producer = bus.make_producer(kafka)
     jobs = [make_job("gatys") for _ in range(5)]
     offsets = {}
@@ -179,13 +184,14 @@ def test_pipeline_collector_reads_queue_depth_consumers_and_lag(service_env):
         store.create(job)
         meta = bus.publish(producer, kafka, job)  # one record per request: Tansu's end offsets are exact
         offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
-    store.report_engine("blend", "c1", {"available": True}, ttl_s=30)
+    presence = Presence(store.redis, prefix=store.prefix)
+    presence.report("blend", "c1", {"available": True}, ttl_s=30)
     # The gatys group has consumed the first partition that got jobs up to its last record.
     done_partition = min(offsets)
     commit_offsets(kafka, "gatys", done_partition, offsets[done_partition] + 1)
-    reader = metrics.make_lag_reader(kafka, MODES)
+    reader = make_lag_reader(kafka, modes())
     try:
-        found = collected(metrics.PipelineCollector(MODES, store=store, lag_reader=reader))
+        found = collected(PipelineCollector(modes(), store=store, presence=presence, lag_reader=reader))
     finally:
         reader.close()
         producer.close(timeout=5)
@@ -219,8 +225,9 @@ def test_a_source_that_fails_is_reported_and_the_rest_still_scraped(service_env)
     unreachable = config.load(
         config.KafkaConfig, {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     )
-    reader = metrics.make_lag_reader(unreachable, MODES)
-    found = collected(metrics.PipelineCollector(MODES, store=store, lag_reader=reader))
+    reader = make_lag_reader(unreachable, modes())
+    presence = Presence(store.redis, prefix=store.prefix)
+    found = collected(PipelineCollector(modes(), store=store, presence=presence, lag_reader=reader))
     assert found[("stylequeue_scrape_source_up", (("source", "kafka"),))] == 0
     assert found[("stylequeue_scrape_source_up", (("source", "redis"),))] == 1
     assert ("stylequeue_queue_depth", (("mode", "gatys"),)) in found
@@ -257,13 +264,9 @@ def jobs_ran(stack):
 @pytest.mark.timeout(300)
 def test_api_metrics_after_jobs_ran(stack, jobs_ran):
     # A consumer commits the offset just after the job's terminal write: give it a moment.
-    deadline = time.monotonic() + 15
-    while True:
-        found = scrape(f"{stack.api_url}/metrics")
-        if total(found, "stylequeue_consumer_lag") == 0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.25)
-    for mode in MODES:
+    found = wait_for(lambda: scrape(f"{stack.api_url}/metrics"), 15, 0.25, last=True,
+                     until=lambda found: total(found, "stylequeue_consumer_lag") == 0)  # fmt: skip
+    for mode in modes():
         assert total(found, "stylequeue_jobs_submitted_total", mode=mode) >= 2
         assert total(found, "stylequeue_upload_bytes_total", mode=mode) > 0
         assert found[("stylequeue_queue_depth", (("mode", mode),))] == 0  # all ran
@@ -286,7 +289,7 @@ def test_api_metrics_after_jobs_ran(stack, jobs_ran):
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 def test_consumer_metrics_after_jobs_ran(stack, jobs_ran):
-    for mode in MODES:
+    for mode in modes():
         [consumer] = stack.consumers(mode)
         found = scrape(f"http://127.0.0.1:{consumer.metrics_port}/metrics")
         assert total(found, "stylequeue_jobs_finished_total", mode=mode, status="succeeded") >= 2

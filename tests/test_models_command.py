@@ -20,7 +20,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,8 @@ import torch
 
 from consumer.commands import models
 from consumer.engines.catalogue import CATALOGUE, DOWNLOADS, ENTRIES, WeightFile, cached_path
-from stylequeue import artifact, cli, localstack
+from launcher import cli, localstack
+from stylequeue import artifact
 from stylequeue.config import VGG16_TORCHVISION_URL, VGG19_TORCHVISION_URL, EngineConfig
 from stylequeue.errors import ArtifactError
 
@@ -380,7 +381,7 @@ def test_a_missing_vgg_file_names_the_pull_command(fmt, arch, name, closed_port,
 
     url = f"http://127.0.0.1:{closed_port}/{CATALOGUE[name].filename}"
     setting = {"vgg19_weights": url} if arch == "vgg19" else {"vgg16_weights": url}
-    config = replace(EngineConfig(), random_weights=False, vgg_format=fmt, cache_dir=tmp_path, **setting)
+    config = EngineConfig(random_weights=False, vgg_format=fmt, cache_dir=tmp_path, **setting)
     with pytest.raises(ArtifactError, match=f"Run 'stylequeue models pull {name}'"):
         vgg_from_config(config, arch)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from services import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "monitoring" / "prometheus"
@@ -183,13 +184,13 @@ def query(url: str, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
+def count(result: list[dict]) -> float:
+    """The value of a one-series query result (0 when it has none)."""
+    return float(result[0]["value"][1]) if result else 0
+
+
 def wait_for_data(url: str, expr: str, timeout: float = 40) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = query(url, expr)
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
+    return wait_for(lambda: query(url, expr), timeout, 0.5, last=True)
 
 
 def stack_targets(stack, prometheus_port: int) -> dict[str, list[str]]:
@@ -200,6 +201,14 @@ def stack_targets(stack, prometheus_port: int) -> dict[str, list[str]]:
         assert ports, f"the stack's {mode} consumers serve no metrics (StackOptions.metrics_ports)"
         targets[f"consumer-{mode}"] = [f"127.0.0.1:{p}" for p in ports]
     return targets
+
+
+def ready(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -218,15 +227,7 @@ def prometheus(stack, tmp_path_factory):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError((workdir / "prometheus.log").read_text()[-3000:])
+        wait_for(lambda: ready(url), 30, 0.2, lambda: (workdir / "prometheus.log").read_text()[-3000:])
         yield url
     finally:
         process.terminate()
@@ -247,12 +248,9 @@ def jobs_ran(stack, prometheus):
 @pytest.mark.timeout(300)
 def test_every_target_is_scraped(prometheus, jobs_ran):
     wanted = {"prometheus", "api", "consumer-gatys", "consumer-blend"}
-    deadline = time.monotonic() + 30
-    while True:  # each target's first scrape comes at its own offset within the interval
-        result = query(prometheus, "up == 1")
-        if {r["metric"]["job"] for r in result} >= wanted or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    # Each target's first scrape comes at its own offset within the interval.
+    result = wait_for(lambda: query(prometheus, "up == 1"), 30, 0.5, last=True,
+                      until=lambda result: {r["metric"]["job"] for r in result} >= wanted)  # fmt: skip
     assert {r["metric"]["job"] for r in result} >= wanted, result
 
 
@@ -287,11 +285,7 @@ def test_every_dashboard_panel_returns_data(prometheus, jobs_ran):
 def test_job_counts_reach_prometheus(prometheus, jobs_ran):
     for mode in ("gatys", "blend"):
         expr = f'sum(stylequeue_jobs_finished_total{{mode="{mode}", status="succeeded"}})'
-        deadline = time.monotonic() + 20
-        while True:
-            result = query(prometheus, expr)
-            count = float(result[0]["value"][1]) if result else 0
-            if count >= 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert count >= 2, (mode, result)
+        result = wait_for(
+            lambda e=expr: query(prometheus, e), 20, 0.5, last=True, until=lambda r: count(r) >= 2
+        )
+        assert count(result) >= 2, (mode, result)

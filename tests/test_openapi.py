@@ -10,23 +10,17 @@ import pytest
 from clients import configs, producer, s3_storage, status_store, topics  # noqa: F401
 from flask import Flask
 
-from api import compat, openapi, routes
-from api.app import metrics_view
+from api import openapi
+from api.views import JobView
+from consumer.engines.registry import kinds
 from stylequeue.job import Job
-from stylequeue.modes import MODES
-from stylequeue.params import describe
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
 def routed_app() -> Flask:
     """The app's url_map without services: the same blueprints and rules create_app registers."""
-    app = Flask(__name__, static_folder=None)
-    app.register_blueprint(routes.bp)
-    app.register_blueprint(routes.health)
-    app.register_blueprint(compat.bp)
-    app.add_url_rule("/metrics", "metrics", metrics_view)
-    return app
+    return openapi.documented_app()
 
 
 def flask_operations(app: Flask) -> set[tuple[str, str]]:
@@ -68,8 +62,9 @@ def test_the_document_is_openapi_3_1_with_unique_operation_ids():
     assert len(ids) == len(set(ids))
     for path, item in doc["paths"].items():
         names = set(re.findall(r"{(\w+)}", path))
-        declared = {p["name"] for p in item.get("parameters", []) if p["in"] == "path"}
-        assert names == declared, path
+        for op in item.values():
+            declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert names == declared, path
 
 
 def examples(doc: dict):
@@ -99,27 +94,42 @@ def test_a_wrong_example_would_be_caught():
     job = openapi.example_job()
     del job["status"]
     validator = jsonschema.Draft202012Validator(
-        {"$ref": "#/components/schemas/Job", "components": doc["components"]}
+        {"$ref": "#/components/schemas/JobView", "components": doc["components"]}
     )
     assert not validator.is_valid(job)
 
 
-def test_job_schema_lists_every_field_of_the_job_model():
-    properties = set(openapi.job_schema()["properties"])
-    assert properties == {f.name for f in dataclasses.fields(Job)} | {"links", "queue_position"}
+def test_the_job_view_is_the_record_less_what_clients_need_not_see():
+    properties = set(openapi.document()["components"]["schemas"]["JobView"]["properties"])
+    record = {f.name for f in dataclasses.fields(Job)}
+    assert properties == (record - {"inputs", "result_key", "releases", "retry_at"}) | {
+        "links",
+        "queue_position",
+    }
+    assert set(JobView.model_fields) == properties
 
 
-def test_submit_form_has_every_parameter_of_every_mode_with_its_bounds():
-    form = openapi.document()["components"]["schemas"]["SubmitForm"]["properties"]
-    for mode, cls in MODES.items():
-        for entry in describe(cls):
-            assert entry["name"] in form, (mode, entry["name"])
-            assert mode in form[entry["name"]]["description"]
-    assert form["ratio"]["maximum"] == 1.0 and form["ratio"]["minimum"] == 0.0
-    assert form["learning_rate"]["exclusiveMinimum"] == 0
-    assert form["optimizer"]["enum"] == ["lbfgs", "adam"]
-    assert set(form["style_layers"]["items"]["enum"]) >= {"relu1_1", "relu5_4"}
-    assert form["mode"]["enum"] == list(MODES)
+def test_submit_form_is_one_form_per_mode_with_every_parameter_and_its_bounds():
+    schemas = openapi.document()["components"]["schemas"]
+    submit = schemas["SubmitForm"]
+    assert submit["discriminator"]["propertyName"] == "mode"
+    forms = {mode: schemas[ref.rsplit("/", 1)[1]] for mode, ref in submit["discriminator"]["mapping"].items()}
+    assert sorted(forms) == sorted(kinds())
+    for mode, cls in ((m, k.params) for m, k in kinds().items()):
+        form = forms[mode]
+        assert form["additionalProperties"] is False  # gatys with alpha is refused by the schema too
+        assert form["properties"]["mode"]["const"] == mode
+        assert set(form["properties"]) == {"mode", "content", "style", *cls.model_fields} | (
+            {"init_image"} if "init_method" in cls.model_fields else set()
+        )
+        style = form["properties"]["style"]
+        assert (style["minItems"], style["maxItems"]) == (cls.min_styles, cls.max_styles)
+    blend, gatys = forms["blend"]["properties"], forms["gatys"]["properties"]
+    assert blend["ratio"]["maximum"] == 1.0 and blend["ratio"]["minimum"] == 0.0
+    assert "alpha" not in gatys and "init_image" not in blend
+    assert gatys["learning_rate"]["exclusiveMinimum"] == 0
+    assert gatys["optimizer"]["enum"] == ["lbfgs", "adam"]
+    assert set(gatys["style_layers"]["items"]["enum"]) >= {"relu1_1", "relu5_4"}
 
 
 def test_served_document_matches(service_env, s3_storage, status_store, producer):

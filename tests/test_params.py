@@ -2,15 +2,15 @@
 
 import pytest
 
+from consumer.engines.blend import BlendParams
+from consumer.engines.gatys import GatysParams
+from consumer.engines.registry import kinds, params_class, validate_job_params
 from stylequeue.errors import ValidationError
-from stylequeue.modes import MODES, params_class, validate_job_params
 from stylequeue.params import describe, parse_params
-from stylequeue.params.blend import BlendParams
-from stylequeue.params.gatys import GatysParams
 
 
 def test_defaults_are_valid_for_every_mode():
-    for cls in MODES.values():
+    for cls in (kind.params for kind in kinds().values()):
         assert isinstance(cls(), cls)
 
 
@@ -80,14 +80,34 @@ def test_direct_construction_is_validated_too():
         BlendParams(ratio=-0.1)
 
 
-def test_describe_lists_every_field_with_bounds():
+def test_describe_lists_every_field_with_its_schema():
     described = {p["name"]: p for p in describe(GatysParams)}
-    assert described["optimizer"]["choices"] == ["lbfgs", "adam"]
-    assert described["image_size"]["max"] == 2048
+    assert described["optimizer"]["schema"]["enum"] == ["lbfgs", "adam"]
+    assert described["image_size"]["schema"]["maximum"] == 2048
     assert described["style_layers"]["default"] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-    assert described["seed"]["type"] == "int | null"
-    assert described["learning_rate"]["min_exclusive"] is True
+    assert described["style_layers"]["schema"]["items"]["enum"][0] == "relu1_1"
+    seed = described["seed"]["schema"]["anyOf"]
+    assert {"type": "null"} in seed and any(s.get("type") == "integer" for s in seed)
+    assert described["learning_rate"]["schema"]["exclusiveMinimum"] == 0
     assert all(p["help"] for p in described.values())
+
+
+def test_messages_name_the_bound_and_the_value():
+    cases = {
+        "image_size": ("5000", "must be at most 2048, got 5000"),
+        "content_weight": ("-1", "must be at least 0, got -1"),
+        "learning_rate": ("0", "must be greater than 0, got 0"),
+        "total_iterations": ("1.5", "must be an integer, got '1.5'"),
+        "optimizer": ("sgd", "must be one of lbfgs, adam; got 'sgd'"),
+        "style_layers": ("relu9_9", "unknown value 'relu9_9'; allowed: relu1_1"),
+        "preserve_colors": ("maybe", "must be true or false, got 'maybe'"),
+        "seed": ("1_000", "must be an integer, got '1_000'"),
+        "style_weight": ("inf", "must be a finite number"),
+    }
+    for name, (raw, message) in cases.items():
+        with pytest.raises(ValidationError) as info:
+            parse_params(GatysParams, {name: raw})
+        assert message in info.value.message and info.value.field == name
 
 
 def test_params_class_lookup():

@@ -4,7 +4,6 @@ submit over HTTP, watch it run, fetch the result and the ZIP. Tiny images, rando
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import pytest
@@ -32,16 +31,15 @@ def get(api_url: str, path: str) -> requests.Response:
 def follow(api_url: str, job: dict, timeout: float = 120) -> tuple[dict, list[dict]]:
     """Poll the job until it ends; its last JSON and every running state seen (with snapshot lists)."""
     running = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ended() -> dict | None:
         body = get(api_url, job["links"]["self"]).json()
         if body["status"] == "running":
             snaps = get(api_url, job["links"]["snapshots"]).json()["snapshots"]
             running.append({**body, "seen_snapshots": [s["iteration"] for s in snaps]})
-        if body["status"] in ("succeeded", "failed", "cancelled"):
-            return body, running
-        time.sleep(0.05)
-    raise AssertionError(f"job {job['id']} did not end in {timeout} s")
+        return body if body["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_for(ended, timeout, message=f"job {job['id']} to end"), running
 
 
 @pytest.mark.parametrize(

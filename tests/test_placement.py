@@ -6,17 +6,9 @@ from __future__ import annotations
 import pytest
 
 from stylequeue import bus, config, placement
+from stylequeue.clock import FakeClock
 from stylequeue.job import Inputs, Job
 from stylequeue.placement import Placer, least_backlog
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 # --- the choice ----------------------------------------------------------------------------------
 
@@ -52,7 +44,7 @@ def test_idle_consumers_partitions_get_the_next_jobs():
 
 
 def test_readings_are_refreshed_after_refresh_s_and_reset_the_counts():
-    clock, readings = Clock(), []
+    clock, readings = FakeClock(monotonic=0.0), []
 
     def read(topic):
         readings.append(topic)
@@ -60,9 +52,9 @@ def test_readings_are_refreshed_after_refresh_s_and_reset_the_counts():
 
     placer = Placer(read, refresh_s=1.0, clock=clock)
     assert placer.partition("t", [0, 1]) == 0
-    clock.now = 0.5
+    clock.advance(0.5)
     assert placer.partition("t", [0, 1]) == 0  # same reading: 0 has 1 sent, still below 5
-    clock.now = 1.0
+    clock.advance(0.5)
     assert placer.partition("t", [0, 1]) == 1  # new reading
     assert readings == ["t", "t"]
 
@@ -73,19 +65,19 @@ def test_each_topic_has_its_own_reading():
 
 
 def test_an_unreadable_lag_falls_back_to_counting_and_retries_later(caplog):
-    clock, calls = Clock(), []
+    clock, calls = FakeClock(monotonic=0.0), []
 
     def broken(topic):
-        calls.append(clock.now)
+        calls.append(clock.monotonic())
         raise OSError("broker away")
 
     placer = Placer(broken, retry_s=5.0, clock=clock)
     assert [placer.partition("t", [0, 1, 2]) for _ in range(3)] == [0, 1, 2]
-    clock.now = 4.9
+    clock.advance(4.9)
     placer.partition("t", [0, 1, 2])
-    clock.now = 5.0
+    clock.advance(0.1)
     placer.partition("t", [0, 1, 2])
-    assert calls == [0.0, 5.0]
+    assert calls == pytest.approx([0.0, 5.0])
     assert sum("cannot read the lag" in r.getMessage() for r in caplog.records) == 1  # once per outage
 
 
@@ -115,10 +107,12 @@ def test_jobs_go_to_the_partition_nobody_is_behind_on(service_env):
         assert isinstance(producer, placement.BacklogProducer)
         topic = bus.topic_for(cfg, "blend")
         for n in range(3):
-            producer.send(topic, value=_job(n).to_message(), key=b"k", partition=0).get(timeout=15)
+            value = bus.JobMessage.of(_job(n)).encode()
+            producer.send(topic, value=value, key=b"k", partition=0).get(timeout=15)
         placed = [bus.publish(producer, cfg, _job(10 + n)).partition for n in range(3)]
         assert placed == [1, 1, 1]
-        dead = bus.publish_dead_letter(producer, cfg, _job(20), "test")  # other topics: as kafka-python sends
+        # Other topics: as kafka-python sends.
+        dead = bus.publish_dead_letter(producer, cfg, bus.JobMessage.of(_job(20)), "test")
         assert dead.topic == cfg.dead_letter_topic
     finally:
         producer.close()

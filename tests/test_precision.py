@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import types
 
@@ -11,10 +10,10 @@ import torch
 
 from consumer.engines import device as devices
 from consumer.engines import losses, registry
+from consumer.engines.gatys import GatysParams
 from consumer.engines.vgg import load_vgg
 from stylequeue.config import EngineConfig, load
 from stylequeue.errors import ConfigError
-from stylequeue.params.gatys import GatysParams
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -143,7 +142,7 @@ def test_auto_engine_reports_what_ran(monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", no)
     engine = registry.create_engine("gatys", EngineConfig(device="cpu", random_weights=True))
     assert engine.precision == "fp32"
-    engine = registry.create_engine("gatys", dataclasses.replace(engine.config, precision="bf16"))
+    engine = registry.create_engine("gatys", engine.config.model_copy(update={"precision": "bf16"}))
     assert engine.precision == "bf16"
 
 

@@ -7,10 +7,11 @@ import time
 
 import pytest
 from clients import configs, producer, s3_storage, status_store, topic_records, topics  # noqa: F401
+from services import wait_for
 
+from consumer.engines.registry import modes
 from stylequeue import bus, reconciler
 from stylequeue.job import Inputs, Job, Status, iso_after, object_keys
-from stylequeue.modes import MODES
 from stylequeue.reconciler import Broker, Published, Reconciler, plan
 
 NOW = 1_000_000.0
@@ -68,7 +69,7 @@ def stored(status_store, age_s: float = 60.0, job_id: str | None = None) -> Job:
 
 
 def make(configs, status_store, s3_storage, producer, **kw) -> Reconciler:
-    return Reconciler(status_store, s3_storage, producer, configs.kafka, list(MODES), grace_s=kw.pop("grace_s", 1.0),
+    return Reconciler(status_store, s3_storage, producer, configs.kafka, list(modes()), grace_s=kw.pop("grace_s", 1.0),
                       **kw)  # fmt: skip
 
 
@@ -79,10 +80,10 @@ def test_a_queued_job_that_was_never_published_is_published_once(configs, status
     worker = make(configs, status_store, s3_storage, producer)
     assert worker.run_once()["published"] == 1
     records = topic_records(configs.kafka, bus.topic_for(configs.kafka, "blend"), expect=1)
-    assert [Job.from_message(r.value).id for r in records] == [lost.id]
+    assert [bus.JobMessage.decode(r.value).id for r in records] == [lost.id]
     assert status_store.redis.hexists(f"{status_store.prefix}outbox", lost.id)
     assert worker.run_once()["published"] == 0  # noted in the outbox: not published a second time
-    assert fresh.id not in {Job.from_message(r.value).id for r in records}
+    assert fresh.id not in {bus.JobMessage.decode(r.value).id for r in records}
 
 
 @pytest.mark.integration
@@ -101,7 +102,7 @@ def test_a_message_the_broker_lost_is_published_again_and_a_pending_one_is_left(
         status_store.redis.hset(outbox, job_id, dataclasses.replace(entry, at=time.time() - 60).to_json())
     worker = make(configs, status_store, s3_storage, producer)
     assert worker.run_once()["published"] == 1
-    ids = [Job.from_message(r.value).id for r in topic_records(configs.kafka, topic, expect=2)]
+    ids = [bus.JobMessage.decode(r.value).id for r in topic_records(configs.kafka, topic, expect=2)]
     assert sorted(ids) == sorted([pending.id, gone.id])  # the pending one was not duplicated
 
 
@@ -120,8 +121,8 @@ def test_one_leader_at_a_time(configs, status_store, s3_storage, producer):
     first = make(configs, status_store, s3_storage, producer, lock_ttl_s=0.5)
     second = make(configs, status_store, s3_storage, producer, lock_ttl_s=0.5)
     assert first.run_once() != {} and second.run_once() == {}
-    time.sleep(0.7)  # the leader stopped renewing: its lock runs out and the other one takes over
-    assert second.run_once() != {}
+    # The leader stopped renewing: its lock (a Redis TTL, real time) runs out and the other one takes over.
+    wait_for(lambda: second.run_once() != {}, 5, 0.1, "the other one to take the lock")
 
 
 @pytest.mark.integration
@@ -202,4 +203,4 @@ def test_a_record_redis_lost_is_rebuilt_from_s3(configs, status_store, s3_storag
     assert status_store.get("lost-queued").status is Status.QUEUED
     assert status_store.get("lost-done").status is Status.SUCCEEDED
     records = topic_records(configs.kafka, bus.topic_for(configs.kafka, "blend"), expect=1)
-    assert [Job.from_message(r.value).id for r in records] == ["lost-queued"]
+    assert [bus.JobMessage.decode(r.value).id for r in records] == ["lost-queued"]

@@ -7,7 +7,9 @@ import time
 
 import pytest
 from clients import configs, status_store  # noqa: F401
+from services import wait_for
 
+from stylequeue.clock import FakeClock
 from stylequeue.errors import Conflict, NotFound, ValidationError
 from stylequeue.job import Inputs, Job, JobError, Resumed, Status, iso_after, object_keys
 from stylequeue.status import BACKOFF, LEASED, Carry, Deferred, StatusStore, StoredCheckpoint, plan_carry
@@ -26,17 +28,14 @@ def make_job(mode: str = "gatys", job_id: str | None = None) -> Job:
 
 def short_lease(store: StatusStore) -> StatusStore:
     """The same Redis with a lease that lapses in ``LEASE_S`` (a dead consumer's, quickly)."""
-    from dataclasses import replace
-
-    return StatusStore(store.redis, replace(store.cfg, lease_s=LEASE_S), prefix=store.prefix)
+    return StatusStore(store.redis, store.cfg.model_copy(update={"lease_s": LEASE_S}), prefix=store.prefix)
 
 
 def lapse(store: StatusStore, job_id: str) -> None:
-    """Wait until the running attempt's lease has run out (its consumer stopped renewing it)."""
-    deadline = time.monotonic() + 5
-    while store.redis.exists(store._key("lease", job_id)):
-        assert time.monotonic() < deadline, "the lease never ran out"
-        time.sleep(0.02)
+    """Wait until the running attempt's lease has run out (its consumer stopped renewing it).
+
+    Real time: a lease is a Redis TTL, which only the Redis server's clock runs out."""
+    wait_for(lambda: not store.redis.exists(store.key("lease", job_id)), 5, 0.02, "the lease to run out")
 
 
 def test_create_get_and_duplicate_and_unknown(status_store):
@@ -52,7 +51,7 @@ def test_create_get_and_duplicate_and_unknown(status_store):
 def test_record_has_the_configured_ttl(status_store):
     job = make_job()
     status_store.create(job)
-    ttl = status_store.redis.ttl(status_store._key("job", job.id))
+    ttl = status_store.redis.ttl(status_store.key("job", job.id))
     assert 0 < ttl <= status_store.cfg.job_ttl_s
 
 
@@ -146,7 +145,7 @@ def test_a_live_lease_defers_a_takeover_until_it_lapses(status_store):
     store.create(job)
     first = store.claim(job.id)
     for _ in range(4):  # renewed for longer than one lease: the takeover keeps being refused
-        time.sleep(LEASE_S / 3)
+        time.sleep(LEASE_S / 3)  # real time: a lease is a Redis TTL, which no clock of ours moves
         assert store.touch(job.id, first.attempt)
         refused = store.claim(job.id)
         assert isinstance(refused, Deferred) and (refused.reason, refused.attempt) == (LEASED, 1)
@@ -163,22 +162,24 @@ def test_a_finished_attempt_gives_up_its_lease(status_store):
     job = make_job()
     status_store.create(job)
     claimed = status_store.claim(job.id)
-    assert status_store.redis.exists(status_store._key("lease", job.id))
+    assert status_store.redis.exists(status_store.key("lease", job.id))
     assert status_store.finish(job.id, claimed.attempt, Status.SUCCEEDED)
-    assert not status_store.redis.exists(status_store._key("lease", job.id))
+    assert not status_store.redis.exists(status_store.key("lease", job.id))
 
 
 def test_a_requeued_retry_waits_for_its_backoff(status_store):
+    clock = FakeClock()
+    status_store = StatusStore(status_store.redis, status_store.cfg, prefix=status_store.prefix, clock=clock)
     job = make_job()
     status_store.create(job)
     claimed = status_store.claim(job.id)
-    assert status_store.requeue(job.id, claimed.attempt, iso_after(0.4))
+    assert status_store.requeue(job.id, claimed.attempt, iso_after(0.4, clock=clock))
     queued = status_store.get(job.id)
     assert (queued.status, queued.releases, queued.retry_at is not None) == (Status.QUEUED, 0, True)
     refused = status_store.claim(job.id)  # the republished message arrives at once
     assert isinstance(refused, Deferred) and refused.reason == BACKOFF
     assert 0.2 < refused.wait_s <= 0.4
-    time.sleep(refused.wait_s + 0.05)
+    clock.advance(refused.wait_s + 0.05)
     retried = status_store.claim(job.id)
     assert (retried.attempt, retried.counted_attempts, retried.retry_at) == (2, 2, None)
 
@@ -249,7 +250,7 @@ def test_progress_losses_and_snapshots(status_store):
     assert status_store.losses(job.id)[0]["content"] == pytest.approx(0.1)
     assert status_store.snapshot_iterations(job.id) == [10, 20]
     assert status_store.snapshot(job.id, 20) == b"jpeg-20"
-    ttl = status_store.redis.ttl(status_store._key("snaps", job.id))
+    ttl = status_store.redis.ttl(status_store.key("snaps", job.id))
     assert 0 < ttl <= status_store.cfg.snapshot_ttl_s
     with pytest.raises(NotFound):
         status_store.snapshot(job.id, 30)
@@ -293,21 +294,7 @@ def test_discard_removes_every_trace(status_store):
     status_store.discard(job)
     with pytest.raises(NotFound):
         status_store.get(job.id)
-    assert status_store.redis.zcard(status_store._key("queue", job.mode)) == 0
-
-
-def test_engine_reports_expire(status_store):
-    status_store.report_engine("blend", "c-2", {"available": True, "device": "cpu"}, ttl_s=30)
-    status_store.report_engine("blend", "c-1", {"available": False, "reason": "no weights"}, ttl_s=30)
-    status_store.report_engine("gatys", "c-3", {"available": True}, ttl_s=30)
-    reports = status_store.engines(["blend", "gatys"])
-    assert [r["consumer_id"] for r in reports["blend"]] == ["c-1", "c-2"]
-    assert reports["blend"][0]["reason"] == "no weights"
-    assert len(reports["gatys"]) == 1
-    # An expired report is dropped even while the hash itself still lives.
-    status_store.report_engine("gatys", "c-3", {"available": True}, ttl_s=0)
-    assert status_store.engines(["gatys"]) == {"gatys": []}
-    assert status_store.redis.hlen(status_store._key("engines", "gatys")) == 0
+    assert status_store.redis.zcard(status_store.key("queue", job.mode)) == 0
 
 
 def loss(iteration: int) -> dict[str, float]:

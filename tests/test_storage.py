@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import urllib.request
-from dataclasses import replace
 
 import pytest
 from clients import configs, s3_storage  # noqa: F401
@@ -66,7 +65,7 @@ def test_presigned_url_downloads_and_is_signed_for_the_public_endpoint(s3_storag
     url = s3_storage.presign("p.txt", 60)
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.read() == b"presigned"
-    public = replace(configs.s3, public_endpoint="http://images.example.test:9000")
+    public = configs.s3.model_copy(update={"public_endpoint": "http://images.example.test:9000"})
     other = Storage.from_config(public)
     assert other.presign("p.txt", 60).startswith(
         "http://images.example.test:9000/" + public.bucket + "/p.txt?"

@@ -5,8 +5,8 @@ import pytest
 import torch
 from blend_weights import random_image
 
+from consumer.engines.blend import BlendParams
 from consumer.engines.style_cache import StyleCache, style_key
-from stylequeue.params.blend import BlendParams
 
 pytestmark = pytest.mark.usefixtures("blend_single_thread")
 
@@ -92,7 +92,7 @@ def redis_client(redis_url):
 
 
 def _magenta_engine(tmp_path, redis):
-    from consumer.engines.blend import create_engine
+    from consumer.engines.blend_engine import create_engine
     from stylequeue.config import EngineConfig
 
     config = EngineConfig(device="cpu", precision="fp32", random_weights=False, cache_dir=tmp_path)

@@ -10,8 +10,9 @@ import time
 import pytest
 import redis
 
-from stylequeue import localstack
-from stylequeue.supervisor import RestartPolicy, Supervisor
+from launcher import localstack
+from launcher.supervisor import RestartPolicy, Supervisor
+from stylequeue.clock import FakeClock
 
 
 def test_backoff_doubles_up_to_its_cap_and_forgets_after_a_stable_run():
@@ -40,35 +41,35 @@ class FakeChild:
 
 
 def test_a_dead_child_is_restarted_after_its_backoff_and_the_others_are_left_alone():
-    now = [0.0]
+    clock = FakeClock(monotonic=0.0)
     said: list[str] = []
-    sup = Supervisor(RestartPolicy(first_s=2, max_s=30), clock=lambda: now[0], say=said.append)
+    sup = Supervisor(RestartPolicy(first_s=2, max_s=30), clock=clock, say=said.append)
     dead, alive = FakeChild("consumer-blend-0"), FakeChild("api")
     sup.watch(dead)
     sup.watch(alive)
     dead.up = False
     sup.check()
     assert "consumer-blend-0 exited with -9; restarting it in 2 s" in said[-1]
-    now[0] = 1.0
+    clock.advance(1.0)
     sup.check()
     assert dead.starts == 0  # still waiting out its backoff
-    now[0] = 2.5
+    clock.advance(1.5)
     sup.check()
     assert dead.up and dead.starts == 1 and alive.starts == 0 and sup.restarts == 1
 
 
 def test_a_restart_that_fails_is_tried_again_later_with_more_backoff():
-    now = [0.0]
+    clock = FakeClock(monotonic=0.0)
     said: list[str] = []
-    sup = Supervisor(RestartPolicy(first_s=1, max_s=30), clock=lambda: now[0], say=said.append)
+    sup = Supervisor(RestartPolicy(first_s=1, max_s=30), clock=clock, say=said.append)
     child = FakeChild("redis", fail_starts=1)
     sup.watch(child)
     child.up = False
     sup.check()
-    now[0] = 1.0
+    clock.advance(1.0)
     sup.check()  # first try fails
     assert not child.up and "did not start (port still taken); trying again in 2 s" in said[-1]
-    now[0] = 3.5
+    clock.advance(2.5)
     sup.check()
     assert child.up and child.starts == 2
 

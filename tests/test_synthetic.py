@@ -9,32 +9,17 @@ from services import Clients, ConsumerProcess, wait_for
 
 from consumer.engines import registry
 from consumer.engines.base import Hooks
-from consumer.engines.synthetic import SyntheticEngine
-from stylequeue import bus, modes
+from consumer.engines.synthetic import KIND, SyntheticEngine, SyntheticParams
+from stylequeue import bus
+from stylequeue.clock import FakeClock
 from stylequeue.errors import ConfigError, JobCancelled, ValidationError
 from stylequeue.job import Status
 from stylequeue.params import parse_params
-from stylequeue.params.synthetic import SyntheticParams
 
 
-class FakeTime:
-    """A clock that moves only when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
-
-
-def run(params: SyntheticParams, hooks: Hooks | None = None, fake: FakeTime | None = None):
-    fake = fake or FakeTime()
-    engine = SyntheticEngine(sleep=fake.sleep, clock=fake.clock)
+def run(params: SyntheticParams, hooks: Hooks | None = None, fake: FakeClock | None = None):
+    fake = fake or FakeClock(monotonic=100.0)
+    engine = SyntheticEngine(sleep=fake.sleep, clock=fake.monotonic)
     return engine.run(Image.new("RGB", (8, 6), (10, 20, 30)), [Image.new("RGB", (4, 4))], params, hooks), fake
 
 
@@ -42,21 +27,22 @@ def run(params: SyntheticParams, hooks: Hooks | None = None, fake: FakeTime | No
 
 
 def test_production_modes_are_unchanged_without_the_switch():
-    assert list(modes.MODES) == ["gatys", "blend"]  # the test run does not set it
-    assert modes.enabled_modes({}) == modes.PRODUCTION_MODES
-    assert "synthetic" not in registry.FACTORIES
+    assert registry.modes() == ["gatys", "blend"]  # the test run does not set it
+    assert registry.enabled_modules({}) == registry.PRODUCTION
+    assert "synthetic" not in registry.kinds()
 
 
 def test_the_switch_adds_the_mode_for_the_api_and_the_consumers():
-    enabled = modes.enabled_modes({"STYLEQUEUE_SYNTHETIC_ENGINE": "1"})
+    enabled = registry.enabled_modules({"STYLEQUEUE_SYNTHETIC_ENGINE": "1"})
     assert list(enabled) == ["gatys", "blend", "synthetic"]
-    assert enabled["synthetic"] is SyntheticParams
-    assert registry.TARGETS["synthetic"] == "consumer.engines.synthetic:create_engine"
+    assert enabled["synthetic"] == "consumer.engines.synthetic"
+    assert KIND.params is SyntheticParams
+    assert KIND.create == "consumer.engines.synthetic:create_engine"
 
 
 def test_a_malformed_switch_names_the_variable():
     with pytest.raises(ConfigError) as err:
-        modes.enabled_modes({"STYLEQUEUE_SYNTHETIC_ENGINE": "maybe"})
+        registry.enabled_modules({"STYLEQUEUE_SYNTHETIC_ENGINE": "maybe"})
     assert err.value.field == "STYLEQUEUE_SYNTHETIC_ENGINE"
 
 
@@ -81,21 +67,21 @@ def test_it_takes_its_duration_and_reports_every_step():
     result, fake = run(SyntheticParams(duration_s=2.0, steps=4), Hooks(on_progress=seen.append))
     assert [p.iteration for p in seen] == [1, 2, 3, 4]
     assert all(p.total == 4 for p in seen)
-    assert fake.now == pytest.approx(102.0)
+    assert fake.monotonic() == pytest.approx(102.0)
     assert seen[-1].elapsed_s == pytest.approx(2.0)
     assert result.image.size == (8, 6) and result.image.mode == "RGB"
     assert result.meta["synthetic_duration_s"] == pytest.approx(2.0)
 
 
 def test_slices_end_on_deadlines_so_slow_hooks_do_not_lengthen_the_job():
-    fake = FakeTime()
+    fake = FakeClock(monotonic=100.0)
 
     def slow_progress(_):
-        fake.now += 0.2  # a Redis write that took 200 ms
+        fake.advance(0.2)  # a Redis write that took 200 ms
 
     run(SyntheticParams(duration_s=1.0, steps=4), Hooks(on_progress=slow_progress), fake)
-    assert fake.now == pytest.approx(101.2)  # the last slice's hook only: 1.0 s + 0.2 s
-    assert fake.sleeps[1:] == pytest.approx([0.05, 0.05, 0.05])
+    assert fake.monotonic() == pytest.approx(101.2)  # the last slice's hook only: 1.0 s + 0.2 s
+    assert fake.slept[1:] == pytest.approx([0.05, 0.05, 0.05])
 
 
 def test_snapshots_every_n_steps():
@@ -120,7 +106,7 @@ def test_cancellation_is_checked_between_slices():
 
 
 def test_other_modes_parameters_are_refused():
-    from stylequeue.params.blend import BlendParams
+    from consumer.engines.blend import BlendParams
 
     with pytest.raises(TypeError):
         run(BlendParams())

@@ -1,6 +1,5 @@
 """train-blend: a few steps on tiny images, the artifact, resuming; and the data bootstrap."""
 
-import dataclasses
 import io
 import json
 import zipfile
@@ -9,13 +8,13 @@ import pytest
 import torch
 from blend_weights import random_image
 
-from consumer.engines.blend import create_engine
+from consumer.engines.blend import BlendParams
+from consumer.engines.blend_engine import create_engine
 from consumer.engines.blend_model import load_blend_model
 from consumer.training.data import bootstrap, fetch_subset
 from consumer.training.settings import TrainSettings
 from consumer.training.trainer import Trainer
 from stylequeue.errors import ArtifactError, ValidationError
-from stylequeue.params.blend import BlendParams
 
 pytestmark = pytest.mark.usefixtures("blend_single_thread")
 
@@ -32,11 +31,11 @@ def image_dirs(tmp_path):
 
 def _settings(image_dirs, blend_pair, out, **changes):
     content, style = image_dirs
-    base = TrainSettings(
+    base = dict(
         content_dir=content, style_dir=style, out=out, encoder=str(blend_pair[0]), steps=3,
         batch_size=2, load_size=24, crop_size=16, checkpoint_every=100, device="cpu", lr=1e-3,
     )  # fmt: skip
-    return dataclasses.replace(base, **changes)
+    return TrainSettings(**(base | changes))
 
 
 def test_training_writes_a_loadable_artifact(image_dirs, blend_pair, blend_config, tmp_path):
@@ -46,13 +45,13 @@ def test_training_writes_a_loadable_artifact(image_dirs, blend_pair, blend_confi
     out = trainer.run(progress=lambda step, losses: seen.append((step, losses)))
     assert [s for s, _ in seen] == [1, 2, 3]
     assert all(logged["loss"] > 0 and logged["content"] >= 0 and logged["style"] >= 0 for _, logged in seen)
-    model = load_blend_model(dataclasses.replace(blend_config, blend_model=str(out)))
+    model = load_blend_model(blend_config.model_copy(update={"blend_model": str(out)}))
     assert model.source.kind == "stylequeue"
     assert model.source.metadata["training"]["steps"] == 3
     assert model.source.metadata["training"]["content_images"] == 3
     # The frozen encoder went into the artifact unchanged.
     torch.testing.assert_close(model.module.encoder[2].weight, trainer.encoder[2].weight)
-    engine = create_engine(dataclasses.replace(blend_config, blend_model=str(out)))
+    engine = create_engine(blend_config.model_copy(update={"blend_model": str(out)}))
     assert engine.run(
         random_image(32, 32, 9), [random_image(32, 32, 8)], BlendParams(image_size=32)
     ).image.size == (32, 32)
@@ -77,7 +76,7 @@ def test_resuming_continues_exactly(image_dirs, blend_pair, blend_config, tmp_pa
     half = _settings(image_dirs, blend_pair, tmp_path / "b.pt", steps=2)  # checkpoints at its end
     Trainer(half, config=blend_config).run()
     assert half.checkpoint_path.is_file()
-    resumed = Trainer(dataclasses.replace(half, steps=3), config=blend_config)
+    resumed = Trainer(half.model_copy(update={"steps": 3}), config=blend_config)
     resumed.run(resume=True)
     assert resumed.step == 3
     for (name, a), b in zip(

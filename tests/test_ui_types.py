@@ -35,22 +35,7 @@ def test_check_notices_a_stale_file(gen_types, tmp_path, monkeypatch, capsys):
 def test_every_schema_becomes_a_declaration(gen_types):
     from api import openapi
 
-    source = gen_types.types_source(openapi.document())
+    source = gen_types.TYPES_FILE.read_text()
+    block = source[source.index("export interface components {") :]
     for name in openapi.document()["components"]["schemas"]:
-        assert f"export interface {name} " in source or f"export type {name} =" in source
-
-
-@pytest.mark.parametrize(
-    ("schema", "expected"),
-    [
-        ({"type": ["integer", "null"]}, "number | null"),
-        ({"anyOf": [{"type": "string"}, {"type": "null"}]}, "string | null"),
-        ({"type": "array", "items": {"enum": ["a", "b"]}}, '("a" | "b")[]'),
-        ({"$ref": "#/components/schemas/Job"}, "Job"),
-        ({"type": "object"}, "Record<string, unknown>"),
-        ({"const": "ok"}, '"ok"'),
-        ({}, "unknown"),
-    ],
-)
-def test_json_schema_to_typescript(gen_types, schema, expected):
-    assert gen_types.ts_type(schema) == expected
+        assert f"        {name}: " in block, name

@@ -228,21 +228,19 @@ def test_a_held_record_is_read_again_when_its_hold_ends(service_env):
     membership = Membership()
     membership.consumer = bus.make_consumer(kafka, "gatys", "hold-test", listener=membership)
     try:
-        first = []
-        deadline = time.monotonic() + 30
-        while not first and time.monotonic() < deadline:
-            first = membership.take(1, 500)
-        record = first[0]
+        record = wait_for(lambda: membership.take(1, 500), 30, 0, "the first record")[0]
         tp = TopicPartition(record.topic, record.partition)
         with ThreadPoolExecutor(1) as pool:
             membership.keep_alive(pool.submit(time.sleep, 0.3))  # the job "runs", then is deferred
         membership.seek({tp: record.offset})
         membership.hold_all(0.5, {tp: record.offset})  # as Worker._hold_deferred does
-        again, deadline = [], time.monotonic() + 10
-        while time.monotonic() < deadline and not any(
-            (r.partition, r.offset) == (record.partition, record.offset) for r in again
-        ):
-            again += membership.take(1, 200)
+        again = []
+
+        def read_again() -> bool:
+            again.extend(membership.take(1, 200))
+            return any((r.partition, r.offset) == (record.partition, record.offset) for r in again)
+
+        wait_for(read_again, 10, 0, last=True)
         assert any((r.partition, r.offset) == (record.partition, record.offset) for r in again), again
     finally:
         membership.close()

@@ -14,6 +14,7 @@ from consumer.engines.base import Progress
 from consumer.failures import Kind, Step, Superseded, classify, exhausted_reason, next_step
 from consumer.runner import Control, ProgressWriter, Runner
 from consumer.worker import Worker, WorkerOptions
+from stylequeue.clock import FakeClock
 from stylequeue.errors import ArtifactError, EngineUnavailable, JobCancelled, NotFound, ValidationError
 from stylequeue.job import Inputs, Job
 
@@ -196,16 +197,15 @@ def test_a_flush_writes_what_is_buffered_and_a_refusal_supersedes():
         writer.flush()
 
 
-def test_cancel_requests_are_asked_at_most_every_poll_interval(monkeypatch):
+def test_cancel_requests_are_asked_at_most_every_poll_interval():
     from consumer import runner
 
-    clock = [100.0]
-    monkeypatch.setattr(runner.time, "monotonic", lambda: clock[0])
+    clock = FakeClock(monotonic=100.0)
     answers = iter([False, True])
     asked = []
-    poll = runner.CancelPoll(lambda: asked.append(clock[0]) or next(answers))
+    poll = runner.CancelPoll(lambda: asked.append(clock.monotonic()) or next(answers), clock=clock)
     assert [poll(), poll(), poll()] == [False, False, False] and asked == [100.0]  # one question
-    clock[0] += 2 * runner.CANCEL_POLL_S
+    clock.advance(2 * runner.CANCEL_POLL_S)
     assert poll() is True and poll() is True and len(asked) == 2  # once cancelled, it stays so
 
 

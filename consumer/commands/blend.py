@@ -1,20 +1,19 @@
 """``stylequeue blend``: one feed-forward dual-style blend from the command line.
 
 The parameter flags (``--ratio``, ``--alpha``, ``--preserve-colors``, ``--size`` …) and their
-defaults come from :class:`~stylequeue.params.blend.BlendParams`, and their values are checked by
+defaults come from :class:`~consumer.engines.blend.BlendParams`, and their values are checked by
 the same code the API uses, so a bad value fails here with the field's name.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 from consumer.commands.flags import add_param_flags, open_image, param_values
-from stylequeue.params.blend import BlendParams
+from consumer.engines.blend import BlendParams
 
 # Extra spellings: the issue's `--size` and the singular `--preserve-color`.
 ALIASES = {"image_size": ["--size"], "preserve_colors": ["--preserve-color"]}
@@ -57,7 +56,7 @@ def engine_config(args: argparse.Namespace) -> Any:
         changes["random_weights"] = True
     if args.device:
         changes["device"] = args.device
-    return dataclasses.replace(config, **changes)
+    return config.model_copy(update=changes)
 
 
 def s3_client_for(spec: str) -> Any:
@@ -71,9 +70,9 @@ def s3_client_for(spec: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumer.engines.blend import create_engine
+    from consumer.engines.blend_engine import create_engine
+    from consumer.engines.registry import validate_job_params
     from stylequeue.errors import EngineUnavailable
-    from stylequeue.modes import validate_job_params
 
     styles = [args.style] + ([args.style2] if args.style2 else [])
     params = validate_job_params("blend", param_values(args, BlendParams), len(styles))

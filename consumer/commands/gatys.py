@@ -6,7 +6,7 @@ Accepts the seed CLI's flags with the seed's meaning (the Kafka NST project's
 spelling). ``--height`` is the output's height, as it was there; the engine sizes by the longest
 side (``--image_size``), so the command turns one into the other once the content's shape is known.
 Every engine parameter's flag, help and default come from
-:class:`~stylequeue.params.gatys.GatysParams` (via :func:`stylequeue.params.describe`), so no
+:class:`~consumer.engines.gatys.GatysParams` (via :func:`stylequeue.params.describe`), so no
 default is written here; the device and weight flags override the ``STYLEQUEUE_*`` environment
 (:class:`~stylequeue.config.EngineConfig`). Nothing heavy is imported until the command runs.
 """
@@ -14,17 +14,17 @@ default is written here; the device and weight flags override the ``STYLEQUEUE_*
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 from consumer.commands.flags import add_param_flags, open_image, param_values
+from consumer.engines import registry
+from consumer.engines.gatys import GatysParams
 from stylequeue import config as config_mod
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ValidationError
 from stylequeue.params import coerce, parse_params
-from stylequeue.params.gatys import GatysParams
 from stylequeue.params.images import MAX_IMAGE_SIZE, MIN_SIDE, longest_for_height
 
 # The seed script spelled its flags with hyphens (its README with underscores, as ours are): accept
@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
     )
     engine = parser.add_argument_group("engine parameters")
     engine.add_argument("--height", default=None, metavar="INT", help=HEIGHT_HELP)
-    add_param_flags(engine, GatysParams, aliases=SEED_SPELLINGS)
+    add_param_flags(engine, registry.params_class("gatys"), aliases=SEED_SPELLINGS)
     _add_config_flags(parser.add_argument_group("device and weights (override STYLEQUEUE_*)"))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -117,24 +117,23 @@ def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
     if args.random_weights:
         changes["random_weights"] = True
     _check_choices(changes)
-    return dataclasses.replace(base, **changes)
+    return base.model_copy(update=changes)
 
 
 def _check_choices(changes: dict[str, Any]) -> None:
-    for f in dataclasses.fields(EngineConfig):
-        choices = f.metadata.get("choices")
-        if f.name in changes and choices and changes[f.name] not in choices:
-            raise ValidationError(
-                f"must be one of {', '.join(choices)}; got {changes[f.name]!r}", field=f.name
-            )
+    for row in config_mod.describe(EngineConfig):
+        choices, name = row["choices"], row["name"]
+        if name in changes and choices and changes[name] not in choices:
+            raise ValidationError(f"must be one of {', '.join(choices)}; got {changes[name]!r}", field=name)
 
 
 def gatys_params(args: argparse.Namespace, content_size: tuple[int, int]) -> GatysParams:
     """The flags' parameters; ``--height`` becomes the ``image_size`` that gives the content that height."""
-    values = param_values(args, GatysParams)
+    model = registry.params_class("gatys")  # the registered module's model: one declaration
+    values = param_values(args, model)
     if args.height is not None:
         values["image_size"] = image_size_for_height(args.height, content_size, values.get("image_size"))
-    return parse_params(GatysParams, values)
+    return parse_params(model, values)
 
 
 def image_size_for_height(raw: str, content_size: tuple[int, int], image_size: Any) -> int:
@@ -168,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     params.check_styles(len(styles))
     init = open_image(args.init_image, "init_image") if args.init_image else None
 
-    from consumer.engines.gatys import create_engine  # torch loads here, not at --help
+    from consumer.engines.gatys_engine import create_engine  # torch loads here, not at --help
 
     config = engine_config(args, params.model)
     if config.random_weights:

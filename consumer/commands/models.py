@@ -321,6 +321,6 @@ def verify_one(item: WeightFile, cache_dir: Path, *, required: bool) -> str:
 if __name__ == "__main__":
     # ``stylequeue models …`` without the other sub-commands' modules: an image's weights stage runs
     # ``python -m consumer.commands.models pull NAME`` with only the catalogue and stylequeue/ copied.
-    from stylequeue import cli
+    from launcher import cli
 
     sys.exit(cli.main(["models", *sys.argv[1:]], modules=("consumer.commands.models",)))

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build(environ: dict[str, str] | None = None) -> tuple[Any, Any]:
     """The reconciler on clients from the environment, and its settings."""
+    from consumer.engines.registry import modes
     from stylequeue import bus, config, reconciler, status, storage
-    from stylequeue.modes import MODES
 
     kafka = config.load(config.KafkaConfig, environ)
     settings = config.load(config.ReconcilerConfig, environ)
@@ -42,7 +42,7 @@ def build(environ: dict[str, str] | None = None) -> tuple[Any, Any]:
     objects.ensure_bucket()
     producer = bus.make_producer(kafka, client_id="stylequeue-reconciler")
     lock_ttl = max(3 * settings.interval_s, 10.0)
-    worker = reconciler.Reconciler(store, objects, producer, kafka, list(MODES), grace_s=settings.grace_s,
+    worker = reconciler.Reconciler(store, objects, producer, kafka, modes(), grace_s=settings.grace_s,
                                    orphan_age_s=settings.orphan_age_s, lock_ttl_s=lock_ttl)  # fmt: skip
     return worker, settings
 

@@ -1,38 +1,20 @@
 """``stylequeue train-blend`` (train our own decoder) and ``stylequeue train-blend-data`` (fetch data).
 
 ``train-blend``'s flags and defaults are derived from
-:class:`~consumer.training.trainer.TrainSettings`, so each default is written once.
+:class:`~consumer.training.settings.TrainSettings`'s fields (type, default, help), so each is written once.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-HELP = {
-    "content_dir": "folder of content images (e.g. COCO 2017 train)",
-    "style_dir": "folder of style images (e.g. WikiArt)",
-    "out": "where to write the trained artifact (our single-file format)",
-    "encoder": "vgg_normalised.pth (path, s3:// or https URL); frozen during training",
-    "random_encoder": "DEV/TEST ONLY: a seeded random encoder instead of --encoder",
-    "decoder_init": "decoder.pth to fine-tune instead of training from scratch",
-    "checkpoint": "checkpoint file (default: OUT with suffix .ckpt)",
-    "steps": "total optimisation steps (a resumed run continues up to this)",
-    "batch_size": "images per step (content and style each)",
-    "lr": "Adam learning rate",
-    "lr_decay": "learning-rate decay: lr / (1 + decay * step)",
-    "content_weight": "weight of the content loss (relu4_1 vs the AdaIN target)",
-    "style_weight": "weight of the style loss (mean/std at relu1_1..relu4_1)",
-    "load_size": "shorter side images are resized to before cropping",
-    "crop_size": "side of the random square crops (multiple of 8)",
-    "checkpoint_every": "save a checkpoint every N steps",
-    "seed": "seed of the decoder init and the image sampling",
-    "device": "auto, cpu, cuda or cuda:N",
-}
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
 FLAG_NAMES = {"random_encoder": "--random-weights"}
 
 
@@ -64,26 +46,24 @@ def register(subparsers: Any) -> None:
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     from consumer.training.settings import TrainSettings
 
-    hints = typing.get_type_hints(TrainSettings)
-    for f in dataclasses.fields(TrainSettings):
-        flag = FLAG_NAMES.get(f.name, f"--{f.name.replace('_', '-')}")
-        tp = _scalar(hints[f.name])
-        required = f.default is dataclasses.MISSING
-        default = None if required else f.default
-        shown = not required and tp is not bool and default not in ("", None)
-        help_text = HELP[f.name] + (f" (default: {default})" if shown else "")
-        if tp is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=help_text)
+    add_model_flags(parser, TrainSettings, FLAG_NAMES)
+
+
+def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel], names: dict[str, str]) -> None:
+    """One flag per field of ``model`` (``--field-name`` unless ``names`` says otherwise): its type,
+    default and help come from the field; a boolean is a switch, a field without a default is required."""
+    for name, field in model.model_fields.items():
+        flag = names.get(name, f"--{name.replace('_', '-')}")
+        required, default = field.is_required(), field.get_default()
+        shown = not required and field.annotation is not bool and default not in ("", None)
+        help_text = f"{field.description}{f' (default: {default})' if shown else ''}"
+        if field.annotation is bool:
+            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
         else:
-            parser.add_argument(
-                flag, dest=f.name, type=tp, required=required, default=default, help=help_text
+            tp = next(
+                a for a in typing.get_args(field.annotation) or (field.annotation,) if a is not type(None)
             )
-
-
-def _scalar(tp: Any) -> Any:
-    """``Path | None`` → ``Path``: the type argparse should convert to."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return args[0] if args else tp
+            parser.add_argument(flag, dest=name, type=tp, required=required, default=default, help=help_text)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -94,8 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     from consumer.training.trainer import Trainer
     from stylequeue.config import EngineConfig, load
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)}
-    settings = TrainSettings(**values)
+    settings = TrainSettings(**{name: getattr(args, name) for name in TrainSettings.model_fields})
     s3 = s3_client_for(f"{settings.encoder},{settings.decoder_init}")
     trainer = Trainer(settings, config=load(EngineConfig), s3=s3)
     bar = tqdm(total=trainer.settings.steps, disable=args.no_progress, file=sys.stderr, unit="step")

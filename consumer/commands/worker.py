@@ -13,7 +13,7 @@ import os
 import socket
 from typing import Any
 
-from stylequeue.modes import MODES
+from consumer.engines.registry import kind, modes
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
         description="Join the mode's consumer group and run its jobs until SIGTERM.",
     )
     parser.add_argument(
-        "--mode", required=True, choices=sorted(MODES), help="which engine this consumer runs"
+        "--mode", required=True, choices=sorted(modes()), help="which engine this consumer runs"
     )
     parser.add_argument("--consumer-id", help="name in reports and the group (default: host-pid-mode)")
     parser.add_argument(
@@ -96,12 +96,26 @@ def idle_unavailable(worker: Any, ctx: Any) -> int:
     return 1
 
 
-def start_metrics(port: int, mode: str, consumer_id: str) -> None:
-    """Serve this process's Prometheus metrics on ``port`` (0: not at all).
+def start_metrics(port: int, mode: str, consumer_id: str, *, addr: str | None = None) -> Any:
+    """This consumer's metrics: the mode's series at zero, the GPU collector, up=1, ``/metrics``.
 
-    Also creates the mode's series at zero, registers the GPU collector and marks the consumer up
-    (see :func:`stylequeue.metrics.serve_consumer_metrics`).
+    ``port`` 0 serves nothing (the series still count, for tests that read the registry). The
+    server binds ``addr``, by default ``STYLEQUEUE_METRICS_ADDR`` (loopback: a consumer's metrics
+    are not published to every interface unless a deployment asks, as compose does). Returns the
+    HTTP server (or None); the worker marks the consumer stopped when it stops.
     """
-    from stylequeue import metrics
+    from prometheus_client import start_http_server
 
-    metrics.serve_consumer_metrics(port, mode, consumer_id)
+    from consumer.gpu_metrics import register_gpu_collector
+    from stylequeue import config, metrics
+
+    metrics.init_series([mode], style_cache=kind(mode).style_cache)
+    register_gpu_collector()
+    metrics.consumer_heartbeat(mode, consumer_id)
+    if not port:
+        return None
+    if addr is None:
+        addr = config.load(config.WorkerConfig).metrics_addr
+    server, _thread = start_http_server(port, addr)
+    log.info("consumer metrics on http://%s:%d/metrics", addr, port)
+    return server

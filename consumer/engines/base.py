@@ -83,6 +83,16 @@ class Availability:
 
 
 @dataclass
+class BatchItem:
+    """One job handed to an engine's ``run_batch`` (an engine whose kind ``batches``)."""
+
+    content: Image.Image
+    styles: list[Image.Image]
+    params: Params
+    hooks: Hooks | None = None
+
+
+@dataclass
 class EngineResult:
     image: Image.Image
     history: list[dict[str, float]] = field(default_factory=list)

@@ -44,12 +44,12 @@ from consumer.engines.adain import (
     init_scale_preserving,
     mean_std,
 )
+from consumer.engines.blend import MIN_SIDE as BLEND_MIN_SIDE
 from consumer.engines.catalogue import entry, packaged_path
 from consumer.engines.vgg import RANDOM_SEED, read_state_dict
 from stylequeue import artifact
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError, ConfigError
-from stylequeue.params.blend import MIN_SIDE as BLEND_MIN_SIDE
 from stylequeue.params.images import min_longest
 
 log = logging.getLogger(__name__)

@@ -1,457 +1,150 @@
-"""The Gatys et al. optimisation engine: an image optimised until its VGG statistics match.
+"""The Gatys optimisation engine (``mode = "gatys"``): its parameters and its declaration.
 
-Following jcjohnson/neural-style and neural-style-pt (content, style and TV losses; L-BFGS or
-Adam; several blended styles; style scale; original colours) and
-crowsonkb/style-transfer-pytorch (the coarse-to-fine schedule, progress records), with these
-departures:
+The optimisation itself, which needs torch, is :mod:`consumer.engines.gatys_engine`; this module
+imports without it, so the API validates and describes Gatys jobs without loading a network.
 
-* the optimised variable is the RGB image in 0–255 units (neural-style optimises the Caffe-
-  preprocessed image; the units are the same, so its TV weight and Adam learning rate carry
-  over), and the network's own format decides the preprocessing (:mod:`.vgg`);
-* colour preservation is the luminance-only transfer of Gatys et al. (2016): content and styles
-  are optimised as luminance (the styles' matched to the content's mean and spread) and the
-  content's chrominance is put back on every snapshot and on the result;
-* the coarse-to-fine stages share the job's ``total_iterations`` (see :mod:`.schedule`).
-
-The engine loads each network once per process and keeps it; everything that does not change
-within a stage (resized images, content activations, blended style Grams) is computed once per
-stage, so an iteration is one forward and one backward pass through the truncated network.
+Field names follow the seed CLI's flag names where it had one (``content_weight``,
+``total_iterations``, ``init_method`` …) so that ``stylequeue gatys`` accepts them as they were.
 """
 
 from __future__ import annotations
 
-import math
-import secrets
-import threading
-import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-import torch
-import torch.nn.functional as F
-from PIL import Image
+from pydantic import Field
 
-from consumer.engines import image as im
-from consumer.engines import losses, schedule
-from consumer.engines.base import Availability, Checkpoint, EngineResult, Hooks, Progress
-from consumer.engines.device import (
-    autocast_dtype,
-    gpu_memory_mb,
-    precision_name,
-    reproducible,
-    select_device,
-)
-from consumer.engines.hot_loop import Evaluation, GraphedEvaluation, LossFeed
-from consumer.engines.lbfgs import FixedStepLBFGS
-from consumer.engines.vgg import VGGFeatures, vgg_from_config
-from stylequeue.config import EngineConfig
-from stylequeue.errors import ArtifactError, ConfigError, EngineUnavailable, ValidationError
-from stylequeue.params.gatys import GatysParams
-from stylequeue.params.images import check_image_shape, check_output_size, min_longest
+from consumer.engines.kind import EngineKind
+from stylequeue.artifact import local_path
+from stylequeue.errors import ValidationError
+from stylequeue.params import Params, param
+from stylequeue.params.images import MAX_IMAGE_SIZE, check_output_size
 
-LBFGS_HISTORY = 100  # neural-style's -lbfgs_num_correction default
-# Weights in channels_last make every activation NHWC: cuDNN's tensor-core kernels and oneDNN's
-# CPU kernels both run faster on it (CPU, VGG19 at 384x288 forward+backward: fp32 ~1.2x, bf16
-# ~1.3x here). The image itself stays NCHW-contiguous: L-BFGS works on its flat view.
-NETWORK_FORMAT = torch.channels_last
+# Layer names of VGG16/VGG19 feature stacks (relu outputs). VGG16 lacks conv3_4/4_4/5_4.
+VGG19_LAYERS = (
+    "relu1_1", "relu1_2",
+    "relu2_1", "relu2_2",
+    "relu3_1", "relu3_2", "relu3_3", "relu3_4",
+    "relu4_1", "relu4_2", "relu4_3", "relu4_4",
+    "relu5_1", "relu5_2", "relu5_3", "relu5_4",
+)  # fmt: skip
+VGG16_LAYERS = tuple(n for n in VGG19_LAYERS if not n.endswith("_4"))
 
+MAX_STYLES = 4
+# Loss weights are bounded so the weighted sum stays finite: the terms are summed in fp32 (at most
+# 3.4e38) and a content or style term of Caffe-scale activations stays far below 1e20 even for
+# noise against a flat image, so weight × term stays under 1e32 with room for the gradients, while
+# 1e12 is ten orders of magnitude above the defaults (5 and 100). Without a bound, 1e308 was
+# accepted and the sum overflowed to inf: an all-black "result".
+MAX_LOSS_WEIGHT = 1e12
+# A multiplier per layer or per style image scales a loss weight again: bounded the same way.
+MAX_MULTIPLIER = 1e6
 
-def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | None = None) -> GatysEngine:
-    """The registry's factory (``consumer.engines.registry.FACTORIES['gatys']``); ``redis`` is unused: Gatys shares nothing."""
-    return GatysEngine(config, s3=s3)
+Layer = Literal[VGG19_LAYERS]
+Multiplier = Annotated[float, Field(ge=0, le=MAX_MULTIPLIER)]
+LossWeight = Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT)]
 
 
-class GatysEngine:
-    """Runs Gatys jobs; holds the device and one loaded network per architecture."""
-
+class GatysParams(Params):
     mode = "gatys"
+    min_styles = 1
+    max_styles = MAX_STYLES
 
-    def __init__(self, config: EngineConfig, *, s3: Any | None = None) -> None:
-        self.config = config
-        self._s3 = s3
-        self._device: torch.device | None = None
-        self._amp: torch.dtype | None | bool = False  # False: not resolved yet
-        self._nets: dict[str, VGGFeatures] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def device(self) -> torch.device:
-        if self._device is None:
-            self._device = select_device(self.config.device)
-        return self._device
-
-    @property
-    def amp(self) -> torch.dtype | None:
-        """The network's autocast dtype (None: fp32): ``STYLEQUEUE_PRECISION`` on this device."""
-        if self._amp is False:
-            self._amp = autocast_dtype(self.config.precision, self.device)
-        return self._amp  # type: ignore[return-value]
-
-    @property
-    def precision(self) -> str:
-        """The precision that runs (``auto`` resolved): ``fp32``, ``bf16`` or ``fp16``."""
-        return precision_name(self.amp)
-
-    def network(self, arch: str) -> VGGFeatures:
-        """The network ``arch``, loaded on first use and kept for every later job."""
-        with self._lock:
-            if arch not in self._nets:
-                net = vgg_from_config(self.config, arch, s3=self._s3)
-                self._nets[arch] = net.to(self.device, memory_format=NETWORK_FORMAT)
-            return self._nets[arch]
-
-    def availability(self) -> Availability:
-        """Whether the default network (VGG19) loads here; the reason when it does not."""
-        random = self.config.random_weights
-        try:
-            self.network("vgg19")
-            _ = self.amp  # an impossible precision (fp16 on a CPU) makes it unavailable too
-        except (ArtifactError, ConfigError, EngineUnavailable) as exc:
-            return Availability(False, str(exc), random_weights=random)
-        weights = "RANDOM weights" if random else f"{self.config.vgg_format} weights"
-        return Availability(True, random_weights=random, model=f"VGG19 ({weights})")
-
-    def run(
-        self,
-        content: Image.Image,
-        styles: list[Image.Image],
-        params: GatysParams,
-        hooks: Hooks | None = None,
-        *,
-        init_image: Image.Image | None = None,
-        resume: Checkpoint | None = None,
-    ) -> EngineResult:
-        """Run a job; with ``resume``, from that checkpoint on rather than from iteration 0."""
-        check_job(params, len(styles), init_image)
-        stages = plan_for(params, content.size)
-        for style in styles:  # refused now rather than after the first stage's work
-            check_image_shape(*style.size, "style")
-        job = GatysRun(
-            self.network(params.model),
-            params,
-            hooks or Hooks(),
-            amp=self.amp,
-            random_weights=self.config.random_weights,
-            graphs=self.config.cuda_graphs and self.device.type == "cuda",
-        )
-        return job.execute(stages, content, styles, init_image, resume)
-
-
-def check_job(params: Any, n_styles: int, init_image: Image.Image | None) -> None:
-    """Rules that depend on what came with the job, not only on the parameters."""
-    if not isinstance(params, GatysParams):
-        raise ValidationError(f"expected gatys parameters, got {type(params).__name__}", field="mode")
-    params.check_styles(n_styles)
-    if params.init_method == "image" and init_image is None:
-        raise ValidationError("'image' needs an init image with the job", field="init_method")
-
-
-def plan_for(params: GatysParams, content_size: tuple[int, int]) -> list[schedule.Stage]:
-    """The job's stages; every stage keeps the content's shorter side at ``MIN_SIDE`` or more."""
-    check_image_shape(*content_size, "content")
-    smallest = check_output_size(*content_size, params.image_size)  # the API's own check, the same code
-    return schedule.plan(
-        params.image_size,
-        params.total_iterations,
-        min_size=max(params.min_stage_size, smallest),
-        coarse_to_fine=params.coarse_to_fine,
+    content_weight: LossWeight = param(5.0, "weight of the content loss")
+    style_weight: LossWeight = param(100.0, "weight of the style loss")
+    tv_weight: LossWeight = param(1e-3, "weight of the total-variation (smoothness) loss")
+    content_layers: tuple[Layer, ...] = param(
+        ("relu4_2",),
+        "VGG layers whose activations define the content",
+        min_length=1,
+        max_length=len(VGG19_LAYERS),
     )
+    style_layers: tuple[Layer, ...] = param(
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "VGG layers whose Gram matrices define the style",
+        min_length=1,
+        max_length=len(VGG19_LAYERS),
+    )
+    style_layer_weights: tuple[Multiplier, ...] = param(
+        (), "one multiplier of style_weight per style layer (empty: all 1)", max_length=len(VGG19_LAYERS)
+    )
+    optimizer: Literal["lbfgs", "adam"] = param("lbfgs", "optimisation method")
+    learning_rate: float = param(
+        1.0, "step size (L-BFGS) or learning rate (Adam, in 0-255 pixel units)", gt=0, le=1e4
+    )
+    init_method: Literal["content", "random", "style", "image"] = param("content", "starting image")
+    style_blend_weights: tuple[Multiplier, ...] = param(
+        (), "one weight per style image, normalised to sum 1 (empty: all equal)", max_length=MAX_STYLES
+    )
+    style_scale: float = param(1.0, "size of the style images relative to the output", ge=0.05, le=4.0)
+    image_size: int = param(512, "longest side of the output in pixels", ge=16, le=MAX_IMAGE_SIZE)
+    coarse_to_fine: bool = param(
+        True, "for large outputs, optimise small first and grow by about sqrt(2) per stage"
+    )
+    min_stage_size: int = param(
+        256, "longest side of the first coarse-to-fine stage", ge=16, le=MAX_IMAGE_SIZE
+    )
+    preserve_colors: bool = param(False, "keep the content's colours (luminance-only transfer)")
+    pooling: Literal["max", "avg"] = param("max", "VGG pooling")
+    seed: int | None = param(None, "random seed (same seed, same device: same output)", ge=0, le=2**31 - 1)
+    total_iterations: int = param(500, "optimisation steps in total", ge=1, le=10000)
+    snapshot_every: int = param(50, "save a snapshot every N iterations", ge=1, le=10000)
+    model: Literal["vgg19", "vgg16"] = param("vgg19", "feature network")
+
+    # Cross-field rules, declared as data so that check() below and the request schema that
+    # api.forms generates state the same rule: a list of weights given matches its list …
+    matching_lengths: ClassVar[dict[str, tuple[str, str]]] = {
+        "style_layer_weights": ("style_layers", "style layers")
+    }
+    # … one weight per style image, when given …
+    per_style: ClassVar[tuple[str, ...]] = ("style_blend_weights",)
+    # … and vgg16 has no relu*_4 layers.
+    items_when: ClassVar[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {
+        ("model", "vgg16"): {"content_layers": VGG16_LAYERS, "style_layers": VGG16_LAYERS}
+    }
+
+    def check(self) -> None:
+        for name, (other, words) in self.matching_lengths.items():
+            mine, theirs = getattr(self, name), getattr(self, other)
+            if mine and len(mine) != len(theirs):
+                raise ValidationError(f"has {len(mine)} weights for {len(theirs)} {words}", field=name)
+        for (switch, value), allowed in self.items_when.items():
+            if getattr(self, switch) == value:
+                for name, items in allowed.items():
+                    missing = [n for n in getattr(self, name) if n not in items]
+                    if missing:
+                        raise ValidationError(f"{', '.join(missing)} not in {value}", field=name)
+
+    def check_images(self, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
+        """The content keeps :data:`~stylequeue.params.images.MIN_SIDE` px at ``image_size``: the
+        engine's ``plan_for`` check, run by the API on the upload (styles are sized up as needed)."""
+        check_output_size(*content, self.image_size)
+
+    def check_styles(self, n_styles: int) -> None:
+        super().check_styles(n_styles)
+        for name in self.per_style:
+            weights = getattr(self, name)
+            if weights and len(weights) != n_styles:
+                raise ValidationError(f"has {len(weights)} weights for {n_styles} style image(s)", field=name)
+            if weights and sum(weights) <= 0:
+                raise ValidationError("weights must not all be zero", field=name)
 
 
-def iterations_left(stages: list[schedule.Stage], done: int) -> list[int]:
-    """Each stage's iterations still to run once ``done`` iterations of the plan have run.
-
-    The stages before the one containing ``done`` have none left (a resumed run skips them);
-    that one has the rest of its own; the later ones all of theirs.
-    """
-    left, first = [], 0
-    for stage in stages:
-        left.append(min(stage.iterations, max(0, first + stage.iterations - done)))
-        first += stage.iterations
-    return left
+def missing_weights(config: Any) -> tuple[str, str] | None:
+    """The VGG19 weights are neither a local file nor in the download cache: how to get them."""
+    if local_path(config.vgg19_weights, config.cache_dir).is_file():
+        return None
+    return (f"STYLEQUEUE_VGG19_WEIGHTS={config.vgg19_weights}", "stylequeue models pull vgg19")
 
 
-def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
-    """Longest side of a style image: ``scale`` × the stage's, but never under ``MIN_SIDE`` short.
-
-    A style too thin to keep ``MIN_SIDE`` px within ``MAX_IMAGE_SIZE`` raises
-    :class:`ValidationError` (``style``): raising its size without bound would allocate tensors
-    of any size from a tiny file.
-    """
-    check_image_shape(*style.size, "style")
-    return max(round(stage_longest * scale), min_longest(*style.size))
-
-
-def make_optimizer(params: GatysParams, pixels: torch.Tensor) -> torch.optim.Optimizer | FixedStepLBFGS:
-    """Adam, or the seeds' L-BFGS (fixed step, no line search) in its sync-free form.
-
-    L-BFGS never stops early, so a job always runs the iterations it asked for; each ``step()``
-    is one iteration, so progress, snapshots and cancellation happen in between.
-    """
-    if params.optimizer == "adam":
-        # capturable: on CUDA the step count stays on the device, so a step reads nothing back.
-        return torch.optim.Adam([pixels], lr=params.learning_rate, capturable=pixels.is_cuda)
-    return FixedStepLBFGS(pixels, lr=params.learning_rate, history_size=LBFGS_HISTORY)
-
-
-@dataclass(frozen=True)
-class Tick:
-    """What the host knows about an iteration when it runs; its losses arrive later."""
-
-    iteration: int
-    label: str
-    size: tuple[int, int]
-
-
-class GatysRun:
-    """One job on one network: its images per stage, iteration count and loss history."""
-
-    def __init__(
-        self,
-        net: VGGFeatures,
-        params: GatysParams,
-        hooks: Hooks,
-        *,
-        amp: torch.dtype | None,
-        random_weights: bool,
-        graphs: bool = False,
-    ) -> None:
-        self.net, self.params, self.hooks, self.amp = net, params, hooks, amp
-        self.device = net.mean.device
-        self.random_weights = random_weights
-        # Each stage's evaluation captured as a CUDA graph (emulated off CUDA, for tests).
-        self.graphed = graphs
-        self.seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
-        self.iteration = 0
-        self.resumed_at = 0  # the checkpoint's iteration this run started from (0: the beginning)
-        self.history: list[dict[str, float]] = []
-        self.started = time.perf_counter()
-        self._colour: torch.Tensor | None = None  # the content in colour, at the current stage's size
-
-    def execute(
-        self,
-        stages: list[schedule.Stage],
-        content: Image.Image,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-        resume: Checkpoint | None = None,
-    ) -> EngineResult:
-        """Run the stages; a resumed run skips what its checkpoint had done.
-
-        The stage containing the checkpoint starts from the checkpoint's image (at that stage's
-        size, so carrying it "up" is the identity) for the iterations it has left; a checkpoint at
-        a stage's last iteration is carried up into the next stage as an uninterrupted run would.
-        """
-        self.started = time.perf_counter()
-        pixels = self._resumed(resume)
-        left = iterations_left(stages, self.iteration)
-        with reproducible(self.device, self.params.seed is not None):
-            for index, (stage, todo) in enumerate(zip(stages, left, strict=True)):
-                if todo == 0 and index < len(stages) - 1:
-                    continue  # done before the checkpoint
-                size = im.size_for_longest(content.width, content.height, stage.size)
-                objective, start = self._stage_setup(size, content, styles, init_image, pixels)
-                label = f"{index + 1}/{len(stages)}"
-                pixels = self._optimise(objective, start, todo, label, size)
-        assert pixels is not None  # plan() always returns a stage
-        return EngineResult(self.image(pixels), self.history, self._meta(stages, content))
-
-    def _resumed(self, resume: Checkpoint | None) -> torch.Tensor | None:
-        """The checkpoint's image in 0–255 units (None: start from the beginning); sets the count.
-
-        A resumed run cannot be bit-identical to an uninterrupted one, seed or not: L-BFGS starts
-        its curvature memory afresh (it was not kept: 2 × ``LBFGS_HISTORY`` image-sized vectors),
-        as does Adam its moments, and the checkpoint's image is 8 bits a channel.
-        """
-        if resume is None:
-            return None
-        self.iteration = self.resumed_at = min(resume.iteration, self.params.total_iterations)
-        return self._tensor(resume.image) * 255.0
-
-    # -- per stage -------------------------------------------------------------------------------
-
-    def _stage_setup(
-        self,
-        size: tuple[int, int],
-        content: Image.Image,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-        previous: torch.Tensor | None,
-    ) -> tuple[losses.Objective, torch.Tensor]:
-        """The stage's objective (targets computed once here) and its starting pixels."""
-        p = self.params
-        self._colour = self._tensor(content.resize(size, Image.Resampling.LANCZOS))
-        content_t = im.luminance(self._colour).contiguous() if p.preserve_colors else self._colour
-        style_ts = [
-            self._grey(self._tensor(im.resize_longest(s, style_size(s, max(size), p.style_scale))))
-            for s in styles
-        ]
-        blend = p.style_blend_weights or (1.0,) * len(styles)
-        weights = self._weights()
-        objective = losses.Objective(
-            self.net,
-            weights,
-            losses.content_targets(self.net, content_t, weights.content_layers, p.pooling, self.amp),
-            losses.style_targets(self.net, style_ts, blend, tuple(weights.style_layers), p.pooling, self.amp),
-            pooling=p.pooling,
-            autocast_dtype=self.amp,
-            autocast_cache=not self.graphed,  # a captured graph must not hold autocast's cache
-        )
-        if previous is not None:
-            # Carry the image up to the next size rather than starting over.
-            start = F.interpolate(previous, size=size[::-1], mode="bicubic", align_corners=False)
-            return objective, start.clamp_(0, 255)
-        return objective, self._initial(size, content_t, styles, init_image)
-
-    def _weights(self) -> losses.Weights:
-        p = self.params
-        layer_weights = p.style_layer_weights or (1.0,) * len(p.style_layers)
-        # Content loss grows with the activations squared, style loss (Grams) with their fourth
-        # power: rescaling both puts every weight format on the scale the defaults were tuned at.
-        gain = self.net.activation_gain
-        return losses.Weights(
-            content=p.content_weight * gain**2,
-            style=p.style_weight * gain**4,
-            tv=p.tv_weight,
-            content_layers=p.content_layers,
-            style_layers=dict(zip(p.style_layers, layer_weights, strict=True)),
-        )
-
-    def _initial(
-        self,
-        size: tuple[int, int],
-        content: torch.Tensor,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-    ) -> torch.Tensor:
-        """The first stage's starting image in 0–255 units."""
-        method = self.params.init_method
-        if method == "content":
-            rgb = content
-        elif method == "random":
-            # Drawn on the CPU so a seed gives the same start on every device.
-            generator = torch.Generator().manual_seed(self.seed)
-            rgb = self._grey(torch.rand((1, 3, size[1], size[0]), generator=generator).to(self.device))
-        else:
-            source = styles[0] if method == "style" else init_image
-            assert source is not None  # check_job() refused "image" without one
-            rgb = self._grey(self._tensor(source.resize(size, Image.Resampling.LANCZOS)))
-        return rgb * 255.0
-
-    def _tensor(self, image: Image.Image) -> torch.Tensor:
-        return im.to_tensor(image, self.device).contiguous()
-
-    def _grey(self, rgb: torch.Tensor) -> torch.Tensor:
-        """With colour preservation, an image other than the content is optimised as luminance
-        matched to the content's; otherwise it is unchanged."""
-        if not self.params.preserve_colors:
-            return rgb
-        assert self._colour is not None
-        return im.matched_luminance(rgb, self._colour)
-
-    # -- the hot loop ----------------------------------------------------------------------------
-
-    def _optimise(
-        self,
-        objective: losses.Objective,
-        start: torch.Tensor,
-        iterations: int,
-        label: str,
-        size: tuple[int, int],
-    ) -> torch.Tensor:
-        """Run one stage's iterations without waiting for the device between them.
-
-        The host only issues work: cancellation is a host flag, losses reach the host through
-        a :class:`LossFeed` and are reported when they have arrived. Only a snapshot waits (it
-        needs the image), and it is rare.
-        """
-        if iterations == 0:  # resumed at the very end: the checkpoint is the result
-            return start.detach()
-        pixels = start.detach().contiguous().requires_grad_(True)
-        evaluation = Evaluation(lambda px: objective(px / 255.0, px), pixels)
-        closure = GraphedEvaluation(evaluation) if self.graphed else evaluation
-        optimizer = make_optimizer(self.params, pixels)
-        feed = LossFeed(self.device, iterations)
-        for _ in range(iterations):
-            self.hooks.check_cancel()
-            optimizer.step(closure)
-            if self.params.optimizer == "adam":
-                # Adam's fixed-size steps wander outside the displayable range; L-BFGS is left
-                # alone because clamping between its steps would corrupt its curvature history.
-                with torch.no_grad():
-                    pixels.clamp_(0, 255)
-            self.iteration += 1
-            assert evaluation.parts is not None
-            feed.push(evaluation.parts, Tick(self.iteration, label, size))
-            self._report(feed.ready())
-            if self._snapshot_due():
-                self._report(feed.drain())  # the record's progress is never behind a snapshot
-                self.hooks.snapshot(self.iteration, self.image(pixels), self._checkpoint(pixels, label))
-        self._report(feed.drain())
-        return pixels.detach()
-
-    def _checkpoint(self, pixels: torch.Tensor, label: str) -> Checkpoint | None:
-        """What a retried attempt resumes from: the optimised image itself, before colours are
-        put back (the snapshot has them), clamped to 8 bits as a stage's carried-up image is."""
-        if not self.hooks.wants_checkpoints:
-            return None
-        return Checkpoint(self.iteration, label, im.to_image(pixels.detach() / 255.0))
-
-    def _snapshot_due(self) -> bool:
-        return (
-            self.iteration % self.params.snapshot_every == 0 or self.iteration == self.params.total_iterations
-        )
-
-    def _report(self, arrived) -> None:
-        """History and a progress record for each iteration whose losses have arrived."""
-        for (content, style, tv), tick in arrived:
-            loss = {"content": content, "style": style, "tv": tv, "total": content + style + tv}
-            if not math.isfinite(loss["total"]):
-                # Overflowing weights make every later step NaN and the image black: that is a
-                # failed job with a reason, never a "succeeded" one (and never NaN in /losses).
-                raise ValidationError(
-                    f"losses became non-finite at iteration {tick.iteration}; lower content_weight/style_weight",
-                    field="style_weight",
-                )
-            self.history.append({"iteration": tick.iteration, **loss})
-            self.hooks.progress(
-                Progress(
-                    iteration=tick.iteration,
-                    total=self.params.total_iterations,
-                    elapsed_s=time.perf_counter() - self.started,
-                    losses=loss,
-                    stage=tick.label,
-                    size=tick.size,
-                    gpu_memory_mb=gpu_memory_mb(self.device),
-                )
-            )
-
-    # -- output ----------------------------------------------------------------------------------
-
-    def image(self, pixels: torch.Tensor) -> Image.Image:
-        """``pixels`` as a PIL image, with the content's colours put back when preserving them."""
-        rgb = (pixels.detach() / 255.0).clamp(0, 1)
-        if self.params.preserve_colors:
-            assert self._colour is not None
-            rgb = im.preserve_colors(self._colour, rgb)
-        return im.to_image(rgb)
-
-    def _meta(self, stages: list[schedule.Stage], content: Image.Image) -> dict[str, Any]:
-        elapsed = time.perf_counter() - self.started
-        return {
-            "random_weights": self.random_weights,
-            "device": str(self.device),
-            "precision": precision_name(self.amp),
-            "cuda_graphs": self.graphed and self.device.type == "cuda",
-            "model": self.net.arch,
-            "weights_format": self.net.fmt,
-            "weights": self.net.source.path,
-            "seed": self.seed,
-            "stages": [
-                {"size": list(im.size_for_longest(*content.size, s.size)), "iterations": s.iterations}
-                for s in stages
-            ],
-            "iterations": self.iteration,
-            "elapsed_s": round(elapsed, 3),
-            "ms_per_iteration": round(1000 * elapsed / max(1, self.iteration - self.resumed_at), 2),
-        }
+KIND = EngineKind(
+    params=GatysParams,
+    title="Gatys optimisation",
+    summary="Optimises the image itself against VGG content, style and smoothness losses (L-BFGS or Adam): "
+    "slow (minutes), finest results, 1-4 styles, snapshots and a loss curve while it runs.",
+    create="consumer.engines.gatys_engine:create_engine",
+    iterations=True,
+    losses=True,
+    live_snapshots=True,
+    resumes=True,
+    missing_weights=missing_weights,
+)

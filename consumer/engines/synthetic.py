@@ -7,7 +7,10 @@ slices end on fixed deadlines from the start, so the hooks' own cost (Redis and 
 absorbed and every job runs ``duration_s``, not ``duration_s`` plus overheads. Sleeping, not
 spinning: six of them fit on two cores, so a scale test measures the queue, not the CPU.
 
-Registered only where ``STYLEQUEUE_SYNTHETIC_ENGINE`` is on (see :mod:`stylequeue.modes`).
+A synthetic job costs ``duration_s`` of wall time whatever the machine, so a load test measures the
+queue (assignment, rebalances, commits) rather than how many cores the engine found. Registered only
+where ``STYLEQUEUE_SYNTHETIC_ENGINE`` is on (:func:`consumer.engines.registry.enabled_modules`); one
+module holds its parameters, its declaration and the engine, since it needs no torch.
 """
 
 from __future__ import annotations
@@ -19,9 +22,23 @@ from typing import Any
 from PIL import Image
 
 from consumer.engines.base import Availability, EngineResult, Hooks, Progress
+from consumer.engines.kind import EngineKind
 from stylequeue.config import EngineConfig
-from stylequeue.params import Params
-from stylequeue.params.synthetic import SyntheticParams
+from stylequeue.params import Params, param
+
+MAX_DURATION_S = 3600.0
+
+
+class SyntheticParams(Params):
+    mode = "synthetic"
+    min_styles = 1
+    max_styles = 1
+
+    duration_s: float = param(1.0, "how long the job runs, in seconds (it sleeps)", ge=0.0, le=MAX_DURATION_S)
+    steps: int = param(
+        10, "progress reports (and cancellation checks) spread over the duration", ge=1, le=10_000
+    )
+    snapshot_every: int = param(0, "a snapshot every this many steps (0: none)", ge=0, le=10_000)
 
 
 class SyntheticEngine:
@@ -77,3 +94,13 @@ def create_engine(
 ) -> SyntheticEngine:
     """The registry's factory; the synthetic engine needs no weights, device or shared cache."""
     return SyntheticEngine()
+
+
+KIND = EngineKind(
+    params=SyntheticParams,
+    title="Synthetic (load tests)",
+    summary="Sleeps for duration_s in steps, reporting progress and snapshots like a real engine: "
+    "a fixed cost per job, so a load test measures the queue.",
+    create="consumer.engines.synthetic:create_engine",
+    live_snapshots=True,
+)

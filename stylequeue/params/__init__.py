@@ -1,68 +1,79 @@
-"""Typed, defaulted, range-checked engine parameters, written once.
+"""Engine parameters: each mode's are one pydantic model, the single declaration of the contract.
 
-Each mode's parameters are a frozen dataclass whose fields are declared with :func:`param`.
-The same declaration drives
+A model's fields carry type, default, range (``ge``/``le``/``gt``), choices (``Literal``), list
+bounds (``max_length``) and a description. Everything else derives from it: the API's and CLI's
+validation (:func:`parse_params`), ``GET /api/v1/engines`` and the web UI's form
+(:func:`describe`, from the model's JSON Schema), the OpenAPI document's per-mode request schemas
+and the CLI's flags. Errors name the field, in the words clients already read ("must be at most
+2048, got 5000"): pydantic's error types are translated once, here.
 
-* validation (``__post_init__`` of :class:`Params` checks every field and names it on error),
-* parsing of untyped input (API form fields, CLI strings) with :func:`parse_params`,
-* the description served by ``GET /api/v1/engines`` and the CLI's flags (:func:`describe`).
+Untyped input (HTML form fields, CLI strings) is read by one rule for every field: a list is
+comma-separated text, an empty text is "not given" for an optional or a list field, numbers are
+ASCII as JSON writes them, and booleans follow pydantic's lax rule (true/false, 1/0, yes/no,
+on/off, any case), the same rule the settings in :mod:`stylequeue.config` use.
 
 This module never imports torch: the API validates jobs without loading any engine.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from stylequeue.errors import ValidationError
 
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-# Numbers as JSON and HTML forms write them, ASCII only: Python's int() and float() would also take
-# "1_0_0" and full-width digits, which no client means as a number. nan/inf pass here so that the
-# range check can say "must be a finite number".
-_INT = re.compile(r"[+-]?[0-9]+")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
+# Numbers as JSON and HTML forms write them, ASCII only: pydantic would also take "1_0_0", which no
+# client means as a number. nan/inf pass here so that the range check can say "must be a finite number".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
+_NUMBER_TYPES = (int, float)
 
 
-@dataclass(frozen=True)
-class Spec:
-    """What a parameter accepts, beyond its Python type."""
-
-    help: str
-    min: float | None = None
-    max: float | None = None
-    min_exclusive: bool = False
-    choices: tuple[str, ...] | None = None
-    # For tuple-valued parameters: allowed item values (e.g. layer names) and the item range.
-    item_choices: tuple[str, ...] | None = None
-    # For tuple-valued parameters: the most items (a list is never unbounded).
-    max_items: int | None = None
+def param(default: Any, help: str, **bounds: Any) -> Any:
+    """A parameter field: its default, the help line clients read and pydantic's bounds."""
+    return Field(default, description=help, **bounds)
 
 
-def param(default: Any, help: str, **spec: Any) -> Any:
-    """Declare a parameter field: its default, a help line and its :class:`Spec` bounds."""
-    return dataclasses.field(default=default, metadata={"spec": Spec(help=help, **spec)})
+class Params(BaseModel):
+    """Base class of every mode's parameter model: frozen, no unknown names, finite numbers."""
 
-
-@dataclass(frozen=True)
-class Params:
-    """Base class of every mode's parameter dataclass."""
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: ClassVar[str] = ""
     min_styles: ClassVar[int] = 1
     max_styles: ClassVar[int] = 1
+    # Cross-field rules a subclass declares and checks (see GatysParams); api.forms states them in
+    # the request schema: list field → (the list its length matches, words for the error) …
+    matching_lengths: ClassVar[dict[str, tuple[str, str]]] = {}
+    # … list fields with one entry per style image … and (field, value) → allowed items of list fields.
+    per_style: ClassVar[tuple[str, ...]] = ()
+    items_when: ClassVar[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {}
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            _check_field(f, getattr(self, f.name))
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            raise translate(exc, type(self)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_text(cls, raw: Any) -> Any:
+        """Form and CLI text into the fields' shapes, by the one rule the module docstring states."""
+        if not isinstance(raw, Mapping):
+            return raw
+        fields = cls.model_fields
+        return {
+            name: _read(name, fields[name], value) if name in fields else value for name, value in raw.items()
+        }
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Params:
         self.check()
+        return self
 
     def check(self) -> None:
         """Cross-field rules; subclasses override. Raise :class:`ValidationError`."""
@@ -87,17 +98,60 @@ class Params:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return self.model_dump(mode="json")
 
 
-def field_types(cls: type[Params]) -> dict[str, Any]:
-    """Resolved type hints of a parameter class (annotations are strings under PEP 563)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is tuple
 
 
-def _spec(f: dataclasses.Field) -> Spec:
-    return f.metadata["spec"]
+def _optional(info: pydantic.fields.FieldInfo) -> bool:
+    return type(None) in typing.get_args(info.annotation)
+
+
+def _scalar(annotation: Any) -> Any:
+    """The item type of a list, the non-None type of an optional, ``str`` for choices."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return str
+    if origin is typing.Annotated or origin is tuple:
+        return _scalar(args[0])
+    if args:  # Optional[...]
+        return _scalar(next(a for a in args if a is not type(None)))
+    return annotation
+
+
+def _max_items(info: pydantic.fields.FieldInfo) -> int | None:
+    return next((m.max_length for m in info.metadata if getattr(m, "max_length", None) is not None), None)
+
+
+def _read(name: str, info: pydantic.fields.FieldInfo, raw: Any) -> Any:
+    if isinstance(raw, str) and not raw.strip():
+        if _optional(info):
+            return None
+        if _is_list(info.annotation):
+            return ()
+        raise ValidationError("must not be empty", field=name)
+    if _is_list(info.annotation):
+        items = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
+        limit = _max_items(info)
+        # Counted before the items are read: a list of 10,000 names is refused for its length.
+        if limit is not None and len(items) > limit:
+            raise ValidationError(f"has {len(items)} items; the limit is {limit}", field=name)
+        return tuple(_number_text(name, info, i.strip() if isinstance(i, str) else i) for i in items)
+    return _number_text(name, info, raw)
+
+
+def _number_text(name: str, info: pydantic.fields.FieldInfo, raw: Any) -> Any:
+    """Refuse what pydantic's lax numbers would take but no client means: True as 1, "1_000"."""
+    if _scalar(info.annotation) not in _NUMBER_TYPES:
+        return raw
+    if isinstance(raw, bool):
+        raise ValidationError(f"must be a number, got {quoted(raw)}", field=name)
+    if isinstance(raw, str) and (len(raw) > 100 or not _NUMBER.fullmatch(raw.strip())):
+        kind = "an integer" if _scalar(info.annotation) is int else "a number"
+        raise ValidationError(f"must be {kind}, got {quoted(raw)}", field=name)
+    return raw
 
 
 def quoted(raw: Any, limit: int = 40) -> str:
@@ -113,164 +167,91 @@ def show_number(value: float) -> str:
     return repr(value)
 
 
-def _check_number(name: str, value: float, spec: Spec) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError("must be a finite number", field=name)
-    low, high, got = spec.min, spec.max, show_number(value)
-    if low is not None:
-        if spec.min_exclusive and value <= low:
-            raise ValidationError(f"must be greater than {show_number(low)}, got {got}", field=name)
-        if not spec.min_exclusive and value < low:
-            raise ValidationError(f"must be at least {show_number(low)}, got {got}", field=name)
-    if high is not None and value > high:
-        raise ValidationError(f"must be at most {show_number(high)}, got {got}", field=name)
+def _got(value: Any) -> str:
+    try:
+        return show_number(float(value)) if not isinstance(value, int) else show_number(value)
+    except (TypeError, ValueError, OverflowError):
+        return quoted(value)
 
 
-def _check_field(f: dataclasses.Field, value: Any) -> None:
-    spec = _spec(f)
-    if value is None:
-        return
-    if isinstance(value, bool):
-        return
-    if isinstance(value, (int, float)):
-        _check_number(f.name, value, spec)
-    elif isinstance(value, str):
-        if spec.choices is not None and value not in spec.choices:
-            raise ValidationError(
-                f"must be one of {', '.join(spec.choices)}; got {quoted(value)}", field=f.name
-            )
-    elif isinstance(value, tuple):
-        _check_length(f.name, len(value), spec)
-        for item in value:
-            if spec.item_choices is not None and item not in spec.item_choices:
-                raise ValidationError(
-                    f"unknown value {quoted(item)}; allowed: {', '.join(spec.item_choices)}", field=f.name
-                )
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
-                _check_number(f.name, item, spec)
+# pydantic's error type → our message, from its context and the value sent.
+_MESSAGES: dict[str, Any] = {
+    "greater_than_equal": lambda c, v: f"must be at least {show_number(c['ge'])}, got {_got(v)}",
+    "greater_than": lambda c, v: f"must be greater than {show_number(c['gt'])}, got {_got(v)}",
+    "less_than_equal": lambda c, v: f"must be at most {show_number(c['le'])}, got {_got(v)}",
+    "finite_number": lambda c, v: "must be a finite number",
+    "int_parsing": lambda c, v: f"must be an integer, got {quoted(v)}",
+    "int_from_float": lambda c, v: f"must be an integer, got {quoted(v)}",
+    "int_type": lambda c, v: f"must be an integer, got {quoted(v)}",
+    "float_parsing": lambda c, v: f"must be a number, got {quoted(v)}",
+    "float_type": lambda c, v: f"must be a number, got {quoted(v)}",
+    "bool_parsing": lambda c, v: f"must be true or false, got {quoted(v)}",
+    "bool_type": lambda c, v: f"must be true or false, got {quoted(v)}",
+    "string_type": lambda c, v: f"must be text, got {quoted(v)}",
+    "too_short": lambda c, v: f"name at least {c['min_length']}",
+    "too_long": lambda c, v: f"has {c['actual_length']} items; the limit is {c['max_length']}",
+}
 
 
-def _check_length(name: str, length: int, spec: Spec) -> None:
-    if spec.max_items is not None and length > spec.max_items:
-        raise ValidationError(f"has {length} items; the limit is {spec.max_items}", field=name)
+def translate(exc: pydantic.ValidationError, cls: type[BaseModel]) -> ValidationError:
+    """The first of pydantic's errors as a :class:`ValidationError` naming its field."""
+    error = exc.errors(include_url=False)[0]
+    loc, kind, ctx, value = error["loc"], error["type"], error.get("ctx") or {}, error.get("input")
+    field = str(loc[0]) if loc else "params"
+    if isinstance(ctx.get("error"), ValidationError):  # raised by a model validator: already ours
+        return ctx["error"]
+    if kind == "extra_forbidden":
+        known = ", ".join(sorted(cls.model_fields))
+        what = f"parameter for mode {cls.mode!r}" if issubclass(cls, Params) else "setting"
+        return ValidationError(f"unknown {what}; known: {known}", field=field)
+    if kind == "literal_error":
+        choices = ", ".join(typing.get_args(_choices(cls.model_fields[field].annotation)))
+        if len(loc) > 1:
+            return ValidationError(f"unknown value {quoted(value)}; allowed: {choices}", field=field)
+        return ValidationError(f"must be one of {choices}; got {quoted(value)}", field=field)
+    message = _MESSAGES.get(kind)
+    return ValidationError(message(ctx, value) if message else error["msg"], field=field)
 
 
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """Strip ``Optional`` from a type hint; say whether None is allowed."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        non_none = [a for a in args if a is not type(None)]
-        return non_none[0], len(non_none) != len(args)
-    return tp, False
-
-
-def _coerce_scalar(name: str, tp: Any, raw: Any) -> Any:
-    if tp is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-        raise ValidationError(f"must be true or false, got {quoted(raw)}", field=name)
-    if tp in (int, float):
-        if isinstance(raw, bool):
-            raise ValidationError(f"must be a number, got {quoted(raw)}", field=name)
-        try:
-            number = _to_float(raw) if tp is float else _to_int(raw)
-        except (TypeError, ValueError, OverflowError):
-            kind = "an integer" if tp is int else "a number"
-            raise ValidationError(f"must be {kind}, got {quoted(raw)}", field=name) from None
-        return number
-    return str(raw)
-
-
-def _to_int(raw: Any) -> int:
-    if isinstance(raw, float):
-        if not raw.is_integer():
-            raise ValueError(raw)
-        return int(raw)
-    if isinstance(raw, int):
-        return raw
-    text = str(raw).strip()
-    # Python refuses int() of more than 4300 digits with its own ValueError; so do we, sooner.
-    if len(text) > 100 or not _INT.fullmatch(text):
-        raise ValueError(raw)
-    return int(text)
-
-
-def _to_float(raw: Any) -> float:
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    text = str(raw).strip()
-    if len(text) > 100 or not _FLOAT.fullmatch(text):
-        raise ValueError(raw)
-    return float(text)
-
-
-def coerce(name: str, tp: Any, raw: Any, spec: Spec | None = None) -> Any:
-    """Turn untyped input (a form string, a JSON value) into the field's Python type.
-
-    With the field's ``spec``, a list longer than its ``max_items`` is refused before its items are
-    coerced one by one.
-    """
-    base, optional = _base_type(tp)
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        if optional:
-            return None
-        if typing.get_origin(base) is tuple:
-            return ()
-        raise ValidationError("must not be empty", field=name)
-    if typing.get_origin(base) is tuple:
-        item_tp = typing.get_args(base)[0]
-        items = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
-        if spec is not None:
-            _check_length(name, len(items), spec)
-        return tuple(_coerce_scalar(name, item_tp, i.strip() if isinstance(i, str) else i) for i in items)
-    return _coerce_scalar(name, base, raw)
+def _choices(annotation: Any) -> Any:
+    """The ``Literal[...]`` inside a field's annotation (``Literal`` itself, or a list's items)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return annotation
+    return next(_choices(a) for a in typing.get_args(annotation) if a is not Ellipsis and a is not type(None))
 
 
 def parse_params(cls: type[Params], raw: Mapping[str, Any]) -> Params:
     """Build ``cls`` from untyped input; unknown names and bad values raise :class:`ValidationError`."""
-    types = field_types(cls)
-    unknown = sorted(str(name) for name in set(raw) - set(types))
-    if unknown:
-        raise ValidationError(
-            f"unknown parameter for mode {cls.mode!r}; known: {', '.join(sorted(types))}",
-            field=unknown[0],
-        )
-    specs = {f.name: _spec(f) for f in dataclasses.fields(cls)}
-    values = {name: coerce(name, types[name], value, specs[name]) for name, value in raw.items()}
-    return cls(**values)
+    return cls(**{str(name): value for name, value in raw.items()})
 
 
-def _type_name(tp: Any) -> str:
-    base, optional = _base_type(tp)
-    if typing.get_origin(base) is tuple:
-        name = f"list[{typing.get_args(base)[0].__name__}]"
-    else:
-        name = base.__name__
-    return f"{name} | null" if optional else name
+def coerce(name: str, tp: Any, raw: Any) -> Any:
+    """One value outside a model (a query flag such as ``presigned``) by the same rule."""
+    try:
+        return TypeAdapter(tp).validate_python(raw.strip() if isinstance(raw, str) else raw)
+    except pydantic.ValidationError as exc:
+        kind = exc.errors(include_url=False)[0]["type"]
+        message = _MESSAGES.get(kind, lambda c, v: f"is not valid: {quoted(v)}")
+        raise ValidationError(message({}, raw), field=name) from None
 
 
 def describe(cls: type[Params]) -> list[dict[str, Any]]:
-    """Each parameter's name, type, default, bounds and help, for the API, UI and CLI."""
-    types = field_types(cls)
+    """Each parameter as ``/api/v1/engines`` lists it: name, help, default and its JSON Schema.
+
+    The schema is pydantic's, field by field, so the UI, the OpenAPI document and the API's own
+    checks read the same bounds; the description is lifted out as ``help``.
+    """
+    properties = cls.model_json_schema()["properties"]
     out = []
-    for f in dataclasses.fields(cls):
-        spec = _spec(f)
-        entry: dict[str, Any] = {
-            "name": f.name,
-            "type": _type_name(types[f.name]),
-            "default": list(f.default) if isinstance(f.default, tuple) else f.default,
-            "help": spec.help,
-        }
-        for key in ("min", "max", "choices", "item_choices", "max_items"):
-            value = getattr(spec, key)
-            if value is not None:
-                entry[key] = list(value) if isinstance(value, tuple) else value
-        if spec.min_exclusive:
-            entry["min_exclusive"] = True
-        out.append(entry)
+    for name, schema in properties.items():
+        schema = {k: v for k, v in schema.items() if k not in ("title", "description", "default")}
+        info = cls.model_fields[name]
+        out.append(
+            {
+                "name": name,
+                "help": info.description,
+                "default": properties[name].get("default"),
+                "schema": schema,
+            }
+        )
     return out

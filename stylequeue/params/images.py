@@ -45,7 +45,7 @@ def check_output_size(width: int, height: int, image_size: int, min_side: int = 
     fewer than ``min_side`` px on its shorter side; the smallest longest side that works otherwise.
 
     Each engine passes the shorter side its network needs (Gatys :data:`MIN_SIDE`, blend
-    :data:`stylequeue.params.blend.MIN_SIDE`); the API runs the same check on the decoded upload,
+    :data:`consumer.engines.blend.MIN_SIDE`); the API runs the same check on the decoded upload,
     so a job no engine could run is refused at submission instead of failing in the consumer.
     """
     smallest = min_longest(width, height, min_side)

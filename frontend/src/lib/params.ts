@@ -11,28 +11,60 @@ export type ParamValues = Record<string, ParamValue>;
 
 export type Control = 'checkbox' | 'select' | 'multi' | 'slider' | 'number' | 'list' | 'text';
 
-function baseType(p: Parameter): string {
-  return p.type.replace(/\s*\|\s*null$/, '');
+/** A JSON Schema as `/api/v1/engines` lists it for each parameter (pydantic's, field by field). */
+interface Schema {
+  type?: string;
+  enum?: string[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  minItems?: number;
+  maxItems?: number;
+  items?: Schema;
+  anyOf?: Schema[];
+}
+
+/** The schema without an optional parameter's `null` alternative. */
+function schemaOf(p: Parameter): Schema {
+  const schema = p.schema as Schema;
+  return schema.anyOf?.find((s) => s.type !== 'null') ?? schema;
+}
+
+/** The schema of the values: a list's items, else the parameter's own. */
+function valueSchema(p: Parameter): Schema {
+  const schema = schemaOf(p);
+  return schema.type === 'array' ? (schema.items ?? {}) : schema;
 }
 
 export function isOptional(p: Parameter): boolean {
-  return /\|\s*null$/.test(p.type);
+  return ((p.schema as Schema).anyOf ?? []).some((s) => s.type === 'null');
 }
 
 export function isInteger(p: Parameter): boolean {
-  return baseType(p) === 'int';
+  return valueSchema(p).type === 'integer';
+}
+
+/** The allowed values of a choice, or of a list's items. */
+export function choicesOf(p: Parameter): string[] | undefined {
+  return valueSchema(p).enum;
+}
+
+/** Lower and upper bound of a number (or of a list's numbers); `exclusive`: the lower one is not allowed. */
+export function boundsOf(p: Parameter): { min?: number; max?: number; exclusive: boolean } {
+  const s = valueSchema(p);
+  const exclusive = s.exclusiveMinimum !== undefined;
+  return { min: exclusive ? s.exclusiveMinimum : s.minimum, max: s.maximum, exclusive };
 }
 
 /** Which input renders this parameter. A bounded fraction (0–1) gets a slider. */
 export function controlOf(p: Parameter): Control {
-  const type = baseType(p);
-  if (type === 'bool') return 'checkbox';
-  if (type.startsWith('list[')) return p.item_choices ? 'multi' : 'list';
-  if (p.choices) return 'select';
-  if (type === 'float' && p.min !== undefined && p.max !== undefined && p.max - p.min <= 1) {
-    return 'slider';
-  }
-  if (type === 'int' || type === 'float') return 'number';
+  const schema = schemaOf(p);
+  if (schema.type === 'boolean') return 'checkbox';
+  if (schema.type === 'array') return schema.items?.enum ? 'multi' : 'list';
+  if (schema.enum) return 'select';
+  const { min, max } = boundsOf(p);
+  if (schema.type === 'number' && min !== undefined && max !== undefined && max - min <= 1) return 'slider';
+  if (schema.type === 'integer' || schema.type === 'number') return 'number';
   return 'text';
 }
 
@@ -51,10 +83,11 @@ export function defaults(engine: Engine): ParamValues {
 function rangeError(p: Parameter, n: number): string | null {
   if (!Number.isFinite(n)) return 'must be a number';
   if (isInteger(p) && !Number.isInteger(n)) return 'must be a whole number';
-  if (p.min !== undefined && (p.min_exclusive ? n <= p.min : n < p.min)) {
-    return p.min_exclusive ? `must be greater than ${p.min}` : `must be at least ${p.min}`;
+  const { min, max, exclusive } = boundsOf(p);
+  if (min !== undefined && (exclusive ? n <= min : n < min)) {
+    return exclusive ? `must be greater than ${min}` : `must be at least ${min}`;
   }
-  if (p.max !== undefined && n > p.max) return `must be at most ${p.max}`;
+  if (max !== undefined && n > max) return `must be at most ${max}`;
   return null;
 }
 
@@ -71,8 +104,8 @@ export function checkValue(p: Parameter, value: ParamValue): string | null {
       if (problem) return `“${item}” ${problem}`;
     }
   }
-  if (control === 'multi' && Array.isArray(value) && value.length === 0 && p.item_choices) {
-    return Array.isArray(p.default) && p.default.length > 0 ? 'choose at least one' : null;
+  if (control === 'multi' && Array.isArray(value) && value.length < (schemaOf(p).minItems ?? 0)) {
+    return 'choose at least one';
   }
   return null;
 }

@@ -1,17 +1,18 @@
 /** The API's JSON types under the names the UI uses; the definitions are generated (api-types.ts). */
-import type * as gen from './api-types';
+import type { components } from './api-types';
 
-export type Job = gen.Job;
-export type JobStatus = gen.Job['status'];
-export type EnginesResponse = gen.Engines;
-export type Engine = gen.Engines['engines'][number];
+type Schemas = components['schemas'];
+export type Job = Schemas['JobView'];
+export type JobStatus = Job['status'];
+export type EnginesResponse = Schemas['Engines'];
+export type Engine = EnginesResponse['engines'][number];
 export type Parameter = Engine['parameters'][number];
-export type Limits = gen.Engines['limits'];
-export type SnapshotList = gen.Snapshots;
-export type Snapshot = gen.Snapshots['snapshots'][number];
-export type LossList = gen.Losses;
-export type LossPoint = gen.Losses['losses'][number];
-export type ErrorBody = gen.Error;
+export type Limits = EnginesResponse['limits'];
+export type SnapshotList = Schemas['SnapshotList'];
+export type Snapshot = SnapshotList['snapshots'][number];
+export type LossList = Schemas['LossList'];
+export type LossPoint = LossList['losses'][number];
+export type ErrorBody = Schemas['ErrorBody'];
 
 export const TERMINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
 

@@ -2,7 +2,7 @@ import { render, screen } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { findHistory } from '../lib/history';
-import { job, json, scriptedFetch } from '../test-helpers';
+import { engines, job, json, scriptedFetch } from '../test-helpers';
 import JobPage from './JobPage.svelte';
 
 const ID = 'job-9';
@@ -30,7 +30,7 @@ describe('JobPage', () => {
       [`GET ${base}/losses`]: json({ job_id: ID, losses }),
     });
     vi.stubGlobal('fetch', fetchFn);
-    render(JobPage, { id: ID });
+    render(JobPage, { id: ID, engines: engines().engines });
 
     expect(await screen.findByTestId('iterations')).toHaveTextContent('iteration 4 / 10 · 40%');
     expect(screen.getByText(/random weights/)).toBeInTheDocument();
@@ -55,7 +55,7 @@ describe('JobPage', () => {
       [`DELETE ${base}`]: json(job({ id: ID, status: 'cancelled' })),
     });
     vi.stubGlobal('fetch', fetchFn);
-    render(JobPage, { id: ID });
+    render(JobPage, { id: ID, engines: engines().engines });
     expect(await screen.findByTestId('queue-position')).toHaveTextContent('next up');
     await userEvent.click(screen.getByRole('button', { name: 'Cancel job' }));
     expect(await screen.findByText('Cancelled')).toBeInTheDocument();
@@ -67,7 +67,7 @@ describe('JobPage', () => {
     const error = { code: 'engine_unavailable', message: 'blend model artifact not installed' };
     const { fetchFn } = scriptedFetch({ [`GET ${base}`]: jobSequence({ status: 'failed', error }) });
     vi.stubGlobal('fetch', fetchFn);
-    render(JobPage, { id: ID });
+    render(JobPage, { id: ID, engines: engines().engines });
     expect(await screen.findByTestId('job-error')).toHaveTextContent(
       'The engine could not run: blend model artifact not installed',
     );
@@ -81,13 +81,13 @@ describe('JobPage', () => {
       [`GET ${base}/losses`]: json({ job_id: ID, losses: [] }),
     });
     vi.stubGlobal('fetch', fetchFn);
-    render(JobPage, { id: ID });
+    render(JobPage, { id: ID, engines: engines().engines });
     expect(await screen.findByText(/resumed at iteration 150 of attempt 1/)).toBeInTheDocument();
   });
 
   it('says when the job does not exist', async () => {
     vi.stubGlobal('fetch', scriptedFetch({}).fetchFn);
-    render(JobPage, { id: ID });
+    render(JobPage, { id: ID, engines: engines().engines });
     expect(await screen.findByText('Job not found')).toBeInTheDocument();
   });
 });

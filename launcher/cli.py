@@ -1,5 +1,7 @@
 """The ``stylequeue`` command. Each sub-command lives in its own module with a ``register``.
 
+It sits outside the domain package because it imports both applications (api/, consumer/).
+
 Modules are imported only to build the parser; none imports torch at import time, so
 ``stylequeue --help`` is fast and the API image needs no torch.
 """
@@ -22,7 +24,7 @@ COMMAND_MODULES = (
     "consumer.commands.reconcile",
     "consumer.commands.models",
     "api.commands",
-    "stylequeue.localstack",
+    "launcher.dev",
 )
 
 

@@ -1,0 +1,85 @@
+"""Consumer-group lag per partition of a job topic, read through a Kafka admin client.
+
+Two readers: the API's ``/metrics`` (:mod:`api.pipeline_metrics`) and the producers' placement of
+new jobs (:mod:`stylequeue.placement`), which is why it lives in the domain package.
+
+Caveat: Tansu (the broker the tests and ``stylequeue dev`` run) answers ListOffsets with the
+last *batch's* base offset + 1, so lag is exact only when every batch holds one record. The API
+publishes one job per request and waits for the acknowledgement (``linger_ms=0``), so its batches
+do hold one record each; real Apache Kafka has no such defect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One partition of a mode's topic: its end offset and the mode's group's committed offset."""
+
+    mode: str
+    group: str
+    topic: str
+    partition: int
+    end: int
+    committed: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+class KafkaLagReader:
+    """Lag of each mode's consumer group on its topic, through one (lazily made) admin client.
+
+    ``targets`` maps mode → (group, topic). A partition the group never committed counts from
+    its earliest offset, which is where the consumers (``auto_offset_reset=earliest``) start.
+    """
+
+    def __init__(self, admin_factory: Callable[[], Any], targets: Mapping[str, tuple[str, str]]) -> None:
+        self._admin_factory = admin_factory
+        self._admin: Any = None
+        self.targets = dict(targets)
+
+    def read(self) -> list[PartitionLag]:
+        if self._admin is None:
+            self._admin = self._admin_factory()
+        try:
+            return [lag for mode in self.targets for lag in self._mode_lags(mode)]
+        except Exception:
+            self.close()  # a broken connection is rebuilt on the next scrape
+            raise
+
+    def _mode_lags(self, mode: str) -> list[PartitionLag]:
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        from stylequeue import bus
+
+        group, topic = self.targets[mode]
+        described = self._admin.describe_topics([topic])
+        partitions = [
+            TopicPartition(topic, bus.partition_id(p)) for t in described for p in t.get("partitions") or ()
+        ]
+        if not partitions:
+            return []
+        ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+        starts = self._admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
+        committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
+        lags = []
+        for tp in partitions:
+            done = (
+                committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp].offset
+            )
+            lags.append(PartitionLag(mode, group, topic, tp.partition, ends[tp].offset, done))
+        return lags
+
+    def close(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            finally:
+                self._admin = None
