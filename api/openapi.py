@@ -19,6 +19,7 @@ the functions that answer. ``tests/test_openapi.py`` checks that every Flask rou
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
@@ -266,7 +267,8 @@ def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any]) -> None:
         # encoding for it draw one file, not a list, and send it as a text field.
         body["encoding"] = {name: {"contentType": media} for name in files if name != "style"}
     if op.get("security"):
-        op["security"].append({})  # either a key or none: access control is off unless keys are configured
+        # Either scheme, or none: access control is off unless keys are configured.
+        op["security"] = [{name: []} for name in op["security"][0]] + [{}]
 
 
 def _seed_files(op_id: str) -> list[str]:
@@ -364,7 +366,7 @@ def _document() -> dict[str, Any]:
     app = documented_app()
     spec.app = app
     with app.app_context():
-        document = copy.deepcopy(spec.spec)
+        document = json.loads(json.dumps(spec.spec))  # plain JSON values (spectree's enums as strings)
     modes = "; ".join(f"`{mode}`: {kind.summary}" for mode, kind in registry.kinds().items())
     document["info"]["description"] = (
         "Submit neural style transfer jobs and poll them. Jobs are queued on Kafka and run by consumers. "

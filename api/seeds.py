@@ -17,6 +17,9 @@ submits the mapped request through :class:`api.service.JobService` (so the job i
 stored, queued, fenced, metered and visible at ``/api/v1/jobs/{id}`` like any other), waits for it
 up to ``STYLEQUEUE_COMPAT_WAIT_S`` and hands the views what each client expects. Errors name the
 seed's field, not ours, and keep the native error body.
+
+It is one module of some 400 lines because each seed's declaration, its conversions and the
+service that runs it are read together when a seed's behaviour is in question.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Views parse the HTTP request into plain values, call one method of :class:`JobService` and turn
 its answer (dicts, bytes, byte iterators) into a response. Everything here raises the project's
 named errors (:mod:`stylequeue.errors`, :mod:`api.uploads`); ``api.errors`` maps them to HTTP.
+
+One class of some 480 lines: every endpoint's behaviour, which shares the clients, the limits and
+the owner checks; its parts that stand alone live elsewhere (uploads, access, archive, views).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ under its own attempt number, so they never overwrite the newer attempt's. :meth
 returns, per job id, whether its record is *resolved* (its offset may be committed); a job that
 may not be claimed yet (leased by a live consumer elsewhere, or a retry in backoff) is not, and
 :attr:`Runner.deferred` says how long to wait before reading it again.
+
+It is one module of some 460 lines because claiming, running and ending an attempt share the
+fencing token and the failure handling; the pure decisions live in :mod:`consumer.failures`.
 """
 
 from __future__ import annotations

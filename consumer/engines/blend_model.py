@@ -17,6 +17,9 @@ wheel ships — or names
 Every location is a path, ``s3://`` URI or https URL resolved by :func:`stylequeue.artifact.resolve`
 (downloaded once, checksum-checked). Anything missing or malformed raises
 :class:`~stylequeue.errors.ArtifactError` saying what was expected and what was found.
+
+The four formats stay in one module of some 400 lines because they answer one interface
+(``style_code``/``render``) and one loader picks among them.
 """
 
 from __future__ import annotations
