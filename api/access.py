@@ -22,14 +22,19 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
 
+import pydantic
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from consumer.engines import registry
 from stylequeue.config import ApiConfig
 from stylequeue.errors import ConfigError, NotFound, StylequeueError, ValidationError
-from stylequeue.job import Job, epoch_s
+from stylequeue.job import Job, Status, epoch_s
+from stylequeue.params import translate
 from stylequeue.status import StatusStore
 
 ANONYMOUS = "-"
@@ -227,16 +232,56 @@ class Owners:
             return None
 
 
-def page_args(args: dict[str, Any], statuses: list[str], modes: list[str]) -> dict[str, Any]:
-    """The listing's query (``status``, ``mode``, ``limit``, ``after``) checked: a bad value is 422."""
-    status, mode, after = args.get("status"), args.get("mode"), args.get("after")
-    if status is not None and status not in statuses:  # given but empty is wrong too
-        raise ValidationError(f"must be one of {', '.join(statuses)}", field="status")
-    if mode is not None and mode not in modes:
-        raise ValidationError(f"must be one of {', '.join(modes)}", field="mode")
-    raw_limit = args.get("limit", str(PAGE_DEFAULT))
-    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_MAX:
+def _page_size(raw: Any) -> Any:
+    # ASCII digits only: pydantic would take "1_0" and full-width digits, which no client means.
+    if isinstance(raw, str) and not (raw.isascii() and raw.isdigit()):
         raise ValidationError(f"must be an integer from 1 to {PAGE_MAX}", field="limit")
-    if after is not None and not CURSOR.fullmatch(after):
+    return raw
+
+
+def _cursor(raw: str) -> str:
+    if not CURSOR.fullmatch(raw):
         raise ValidationError("must be the 'next' value of a previous page", field="after")
-    return {"status": status or "", "mode": mode or "", "limit": int(raw_limit), "after": after or ""}
+    return raw
+
+
+class Query(BaseModel):
+    """A route's query, declared once: the view reads it with :meth:`read`, the OpenAPI document shows it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # access_token rides in the query too
+
+    @classmethod
+    def read(cls, args: Mapping[str, str]) -> Self:
+        """The query checked: a bad value is 422 naming its parameter."""
+        try:
+            return cls.model_validate(dict(args))
+        except pydantic.ValidationError as exc:
+            raise translate(exc, cls) from None
+
+
+class ResultQuery(Query):
+    presigned: bool = Field(False, description="answer 307 to a presigned S3 URL instead of the bytes")
+
+
+class JobsQuery(Query):
+    """``GET /api/v1/jobs``'s query."""
+
+    # Not nullable: a query has no null; a parameter left out is None.
+    status: Status = Field(None, description="only jobs in this status")
+    mode: Literal[tuple(registry.modes())] = Field(None, description="only jobs of this mode")  # type: ignore[valid-type]
+    limit: Annotated[int, BeforeValidator(_page_size)] = Field(
+        PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="jobs per page"
+    )
+    after: Annotated[str, AfterValidator(_cursor)] = Field(
+        None,
+        description="the `next` of the previous page: jobs submitted before it",
+        json_schema_extra={"pattern": f"^{CURSOR.pattern}$"},
+    )
+
+    def page_args(self) -> dict[str, Any]:
+        return {
+            "status": self.status or "",
+            "mode": self.mode or "",
+            "limit": self.limit,
+            "after": self.after or "",
+        }

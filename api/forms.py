@@ -48,8 +48,9 @@ def form_model(params: type[Params]) -> type[BaseModel]:
             ),
         ),
     }
-    if "init_method" in params.model_fields:
-        fields["init_image"] = (Upload, Field(None, description="starting image (init_method=image)"))
+    if params.init_image_when is not None:
+        when = "=".join(params.init_image_when)
+        fields["init_image"] = (Upload, Field(None, description=f"starting image ({when})"))
     for name, info in params.model_fields.items():
         fields[name] = _form_field(info)
     config = ConfigDict(extra="forbid", json_schema_extra=lambda schema, _: _conditions(schema, params))
@@ -80,12 +81,10 @@ def _conditions(schema: dict[str, Any], params: type[Params]) -> None:
         return {k: v for k, v in props[name].items() if k not in ("title", "description", "default")} | extra
 
     rules: list[list[dict[str, Any]]] = []
-    if "init_method" in params.model_fields:  # an init_image only with init_method=image
+    if params.init_image_when is not None:  # an init_image only with, e.g., init_method=image
         # (and init_method=image without one is the API's 422: "A requires B" has no positive form.)
-        image = {
-            "properties": {"init_method": narrowed("init_method", const="image")},
-            "required": ["init_method"],
-        }
+        switch, value = params.init_image_when
+        image = {"properties": {switch: narrowed(switch, const=value)}, "required": [switch]}
         schema["dependentSchemas"] = {"init_image": image}
     # `matching_lengths` (style_layer_weights as many as style_layers) is left to the API's 422:
     # stated as 18 alternatives it makes the form's alternatives too many for schemathesis to

@@ -31,7 +31,7 @@ from spectree.models import InType, SecureType, SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 
 from api import seeds
-from api.access import CURSOR, MAX_ID_LENGTH, PAGE_DEFAULT, PAGE_MAX
+from api.access import MAX_ID_LENGTH
 from api.bodies import (
     ErrorBody,
 )
@@ -140,25 +140,6 @@ def doc(
 
 
 # -- request models that are not a job's ---------------------------------------------------
-
-
-class JobsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: Status | None = Field(None, description="only jobs in this status")
-    mode: Literal[tuple(MODES)] | None = Field(None, description="only jobs of this mode")  # type: ignore[valid-type]
-    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="jobs per page")
-    after: str | None = Field(
-        None,
-        pattern=f"^{CURSOR.pattern}$",
-        description="the `next` of the previous page: jobs submitted before it",
-    )
-
-
-class ResultQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    presigned: bool = Field(False, description="answer 307 to a presigned S3 URL instead of the bytes")
 
 
 SubmitForm = submit_form(MODES)

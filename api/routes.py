@@ -8,12 +8,12 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from api import openapi
+from api.access import JobsQuery, ResultQuery
 from api.bodies import Engines, Health, LossList, Ready
 from api.guard import caller
-from api.openapi import JobsQuery, ResultQuery, SubmitForm, doc
+from api.openapi import SubmitForm, doc
 from api.service import FilePart, JobService, Submission
 from api.views import JobList, JobView, SnapshotList
-from stylequeue.params import coerce
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
@@ -71,7 +71,7 @@ def cancel_job(job_id: str):
      operation_id="getResult", query=ResultQuery)  # fmt: skip
 def get_result(job_id: str):
     """The result image."""
-    if coerce("presigned", bool, request.args.get("presigned", "false")):
+    if ResultQuery.read(request.args).presigned:
         return redirect(service().result_url(job_id, caller()), code=307)
     chunks = service().result(job_id, caller())
     headers = {"Content-Disposition": f'inline; filename="{job_id}.png"'}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from api import archive
-from api.access import ANONYMOUS, ApiKeys, Owners, check_id, page_args
+from api.access import ANONYMOUS, ApiKeys, JobsQuery, Owners, check_id
 from api.backing import LazyProducer, service_name, unavailable_message
 from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
 from api.views import JobList, JobView, SnapshotList
@@ -236,8 +236,7 @@ class JobService:
 
     def jobs(self, caller: str | None, query: Mapping[str, str]) -> dict[str, Any]:
         """The caller's jobs, newest first (``GET /api/v1/jobs``: filtered by status and mode, paged)."""
-        args = page_args(dict(query), [s.value for s in Status], modes())
-        page = self.owners.page(caller or ANONYMOUS, **args)
+        page = self.owners.page(caller or ANONYMOUS, **JobsQuery.read(query).page_args())
         return JobList(jobs=[self._view(job) for job in page.jobs], next=page.next).model_dump(mode="json")
 
     def wait(self, job_id: str, timeout_s: float) -> dict[str, Any]:
@@ -436,14 +435,15 @@ def is_unselected(part: FilePart) -> bool:
     return True
 
 
-def _check_init_image(params: Any, init_parts: list[FilePart]) -> None:
-    wants = getattr(params, "init_method", None) == "image"
+def _check_init_image(params: Params, init_parts: list[FilePart]) -> None:
+    """An init_image exactly when the mode's parameters ask for one (:attr:`Params.init_image_when`)."""
+    wants = params.wants_init_image()
+    when = "=".join(params.init_image_when or ())
     if wants and not init_parts:
-        raise ValidationError("init_method=image needs an init_image file", field="init_image")
+        raise ValidationError(f"{when} needs an init_image file", field="init_image")
     if init_parts and not wants:
-        raise ValidationError(
-            "an init_image is used only with mode=gatys and init_method=image", field="init_image"
-        )
+        only = f"mode={params.mode} and {when}" if when else f"another mode than {params.mode}"
+        raise ValidationError(f"an init_image is used only with {only}", field="init_image")
 
 
 def _check_sizes(params: Params, uploads: dict[str, Upload]) -> None:

@@ -101,6 +101,7 @@ class GatysParams(Params):
     items_when: ClassVar[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {
         ("model", "vgg16"): {"content_layers": VGG16_LAYERS, "style_layers": VGG16_LAYERS}
     }
+    init_image_when = ("init_method", "image")  # an uploaded starting image, exactly then
 
     def check(self) -> None:
         for name, (other, words) in self.matching_lengths.items():

@@ -52,6 +52,15 @@ class Params(BaseModel):
     # … list fields with one entry per style image … and (field, value) → allowed items of list fields.
     per_style: ClassVar[tuple[str, ...]] = ()
     items_when: ClassVar[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {}
+    # (field, value) that makes a job start from an uploaded ``init_image``; None: the mode takes none.
+    init_image_when: ClassVar[tuple[str, str] | None] = None
+
+    def wants_init_image(self) -> bool:
+        """Whether this job starts from an uploaded ``init_image`` (which it then must have)."""
+        return (
+            self.init_image_when is not None
+            and getattr(self, self.init_image_when[0]) == self.init_image_when[1]
+        )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -188,6 +197,7 @@ _MESSAGES: dict[str, Any] = {
     "bool_parsing": lambda c, v: f"must be true or false, got {quoted(v)}",
     "bool_type": lambda c, v: f"must be true or false, got {quoted(v)}",
     "string_type": lambda c, v: f"must be text, got {quoted(v)}",
+    "enum": lambda c, v: f"must be one of {c['expected']}; got {quoted(v)}",
     "too_short": lambda c, v: f"name at least {c['min_length']}",
     "too_long": lambda c, v: f"has {c['actual_length']} items; the limit is {c['max_length']}",
 }

@@ -477,19 +477,23 @@ export interface components {
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
         };
-        /** JobsQuery */
+        /**
+         * JobsQuery
+         * @description ``GET /api/v1/jobs``'s query.
+         */
         JobsQuery: {
             /**
              * @description only jobs in this status
              * @default null
              */
-            status: components["schemas"]["Status"] | null;
+            status: components["schemas"]["Status"];
             /**
              * Mode
              * @description only jobs of this mode
              * @default null
+             * @enum {string}
              */
-            mode: ("gatys" | "blend") | null;
+            mode: "gatys" | "blend";
             /**
              * Limit
              * @description jobs per page
@@ -501,7 +505,7 @@ export interface components {
              * @description the `next` of the previous page: jobs submitted before it
              * @default null
              */
-            after: string | null;
+            after: string;
         };
         /**
          * JobList
@@ -1342,13 +1346,13 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description only jobs in this status */
-                status?: components["schemas"]["Status"] | null;
+                status?: components["schemas"]["Status"];
                 /** @description only jobs of this mode */
-                mode?: ("gatys" | "blend") | null;
+                mode?: "gatys" | "blend";
                 /** @description jobs per page */
                 limit?: number;
                 /** @description the `next` of the previous page: jobs submitted before it */
-                after?: string | null;
+                after?: string;
             };
             header?: never;
             path?: never;
