@@ -9,13 +9,12 @@ Field names follow the seed CLI's flag names where it had one (``content_weight`
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from consumer.engines.kind import EngineKind
 from stylequeue.artifact import local_path
-from stylequeue.errors import ValidationError
 from stylequeue.params import Params, param
 from stylequeue.params.images import MAX_IMAGE_SIZE, check_output_size
 
@@ -90,44 +89,20 @@ class GatysParams(Params):
     snapshot_every: int = param(50, "save a snapshot every N iterations", ge=1, le=10000)
     model: Literal["vgg19", "vgg16"] = param("vgg19", "feature network")
 
-    # Cross-field rules, declared as data so that check() below and the request schema that
-    # api.forms generates state the same rule: a list of weights given matches its list …
-    matching_lengths: ClassVar[dict[str, tuple[str, str]]] = {
-        "style_layer_weights": ("style_layers", "style layers")
-    }
+    # Cross-field rules, declared as data: Params checks them and api.forms states them in the
+    # request schema. A list of weights given matches its list …
+    matching_lengths = {"style_layer_weights": ("style_layers", "style layers")}
     # … one weight per style image, when given …
-    per_style: ClassVar[tuple[str, ...]] = ("style_blend_weights",)
-    # … and vgg16 has no relu*_4 layers.
-    items_when: ClassVar[dict[tuple[str, str], dict[str, tuple[str, ...]]]] = {
-        ("model", "vgg16"): {"content_layers": VGG16_LAYERS, "style_layers": VGG16_LAYERS}
-    }
-    init_image_when = ("init_method", "image")  # an uploaded starting image, exactly then
-
-    def check(self) -> None:
-        for name, (other, words) in self.matching_lengths.items():
-            mine, theirs = getattr(self, name), getattr(self, other)
-            if mine and len(mine) != len(theirs):
-                raise ValidationError(f"has {len(mine)} weights for {len(theirs)} {words}", field=name)
-        for (switch, value), allowed in self.items_when.items():
-            if getattr(self, switch) == value:
-                for name, items in allowed.items():
-                    missing = [n for n in getattr(self, name) if n not in items]
-                    if missing:
-                        raise ValidationError(f"{', '.join(missing)} not in {value}", field=name)
+    per_style = ("style_blend_weights",)
+    # … vgg16 has no relu*_4 layers …
+    items_when = {("model", "vgg16"): {"content_layers": VGG16_LAYERS, "style_layers": VGG16_LAYERS}}
+    # … and an uploaded starting image exactly with init_method=image.
+    init_image_when = ("init_method", "image")
 
     def check_images(self, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
         """The content keeps :data:`~stylequeue.params.images.MIN_SIDE` px at ``image_size``: the
         engine's ``plan_for`` check, run by the API on the upload (styles are sized up as needed)."""
         check_output_size(*content, self.image_size)
-
-    def check_styles(self, n_styles: int) -> None:
-        super().check_styles(n_styles)
-        for name in self.per_style:
-            weights = getattr(self, name)
-            if weights and len(weights) != n_styles:
-                raise ValidationError(f"has {len(weights)} weights for {n_styles} style image(s)", field=name)
-            if weights and sum(weights) <= 0:
-                raise ValidationError("weights must not all be zero", field=name)
 
 
 def missing_weights(config: Any) -> tuple[str, str] | None:

@@ -46,8 +46,8 @@ class Params(BaseModel):
     mode: ClassVar[str] = ""
     min_styles: ClassVar[int] = 1
     max_styles: ClassVar[int] = 1
-    # Cross-field rules a subclass declares and checks (see GatysParams); api.forms states them in
-    # the request schema: list field → (the list its length matches, words for the error) …
+    # Cross-field rules a subclass declares as data (see GatysParams); checked here, and stated in
+    # the request schema by api.forms: list field → (the list its length matches, words for the error) …
     matching_lengths: ClassVar[dict[str, tuple[str, str]]] = {}
     # … list fields with one entry per style image … and (field, value) → allowed items of list fields.
     per_style: ClassVar[tuple[str, ...]] = ()
@@ -81,11 +81,21 @@ class Params(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> Params:
+        for name, (other, words) in self.matching_lengths.items():
+            mine, theirs = getattr(self, name), getattr(self, other)
+            if mine and len(mine) != len(theirs):
+                raise ValidationError(f"has {len(mine)} weights for {len(theirs)} {words}", field=name)
+        for (switch, value), allowed in self.items_when.items():
+            if getattr(self, switch) == value:
+                for name, items in allowed.items():
+                    missing = [n for n in getattr(self, name) if n not in items]
+                    if missing:
+                        raise ValidationError(f"{', '.join(missing)} not in {value}", field=name)
         self.check()
         return self
 
     def check(self) -> None:
-        """Cross-field rules; subclasses override. Raise :class:`ValidationError`."""
+        """Cross-field rules the declarations above cannot state; subclasses override."""
 
     def check_images(self, content: tuple[int, int], styles: list[tuple[int, int]]) -> None:
         """Rules that depend on the input images' sizes (width, height); subclasses override.
@@ -105,6 +115,12 @@ class Params(BaseModel):
             raise ValidationError(
                 f"mode {self.mode!r} takes {want} style image(s), got {n_styles}", field="style"
             )
+        for name in self.per_style:
+            weights = getattr(self, name)
+            if weights and len(weights) != n_styles:
+                raise ValidationError(f"has {len(weights)} weights for {n_styles} style image(s)", field=name)
+            if weights and sum(weights) <= 0:
+                raise ValidationError("weights must not all be zero", field=name)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
