@@ -143,7 +143,6 @@ def doc(
 
 
 SubmitForm = submit_form(MODES)
-_KINDS = {"float": float, "int": int, "bool": bool}
 
 
 def seed_form(route: seeds.SeedRoute) -> type[BaseModel]:
@@ -158,7 +157,7 @@ def seed_form(route: seeds.SeedRoute) -> type[BaseModel]:
         if f.kind == "file":
             fields[f.name] = (Upload, Field(description=about))
         else:
-            kind = _KINDS[f.kind] | Literal[""]
+            kind = seeds.KINDS[f.kind] | Literal[""]
             fields[f.name] = (kind | None, Field(f.default, description=about))
     name = "".join(word.capitalize() for word in route.seed.split())
     return create_model(f"{name}Form", __config__=ConfigDict(extra="allow"), **fields)
@@ -206,11 +205,14 @@ CONTENT_LOCATION = {
         "description": "the result's URL (its job: without /result)",
     }
 }
+# Headers of one operation's answer beyond the ones every 202, 401 or 429 carries.
+ANSWER_HEADERS = {
+    ("gatysStylize", "200"): CONTENT_LOCATION,
+    ("photorealUploadImages", "200"): CONTENT_LOCATION,
+}
 # Where a submitted job's id leads: OpenAPI links, which stateful clients (schemathesis) follow.
 JOB_LINKS = {"GetJob": "getJob", "CancelJob": "cancelJob", "GetResult": "getResult",
              "ListSnapshots": "listSnapshots", "GetArchive": "getArchive", "GetLosses": "getLosses"}  # fmt: skip
-FILE_PARTS = ("content", "style", "init_image")
-SEED_OPERATIONS = ("pixelblendGenerate", "gatysStylize", "photorealUploadImages")
 
 
 def _job_links() -> dict[str, Any]:
@@ -220,7 +222,16 @@ def _job_links() -> dict[str, Any]:
     return links
 
 
-def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any]) -> None:
+def _is_file(schema: dict[str, Any]) -> bool:
+    """A binary string, or a list of them (a part repeated)."""
+    return bool(schema) and (schema.get("format") == "binary" or _is_file(schema.get("items", {})))
+
+
+def _file_parts(form: dict[str, Any]) -> list[str]:
+    return [name for name, schema in form.get("properties", {}).items() if _is_file(schema)]
+
+
+def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any], schemas: dict[str, Any]) -> None:
     """Add to one generated operation what its models cannot state."""
     op_id = op["operationId"]
     for parameter in op.get("parameters", []):
@@ -234,29 +245,23 @@ def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any]) -> None:
             response["content"] = {m: {"schema": {"type": "string", "contentMediaType": m}} for m in media}
         if status == "202":
             response["headers"] = LOCATION
+        if (op_id, status) in ANSWER_HEADERS:
+            response["headers"] = ANSWER_HEADERS[(op_id, status)]
         if (op_id, status) in examples:
             response["content"][JSON]["example"] = examples[(op_id, status)]
-    if op_id in SEED_OPERATIONS and "200" in op["responses"] and op_id != "pixelblendGenerate":
-        op["responses"]["200"]["headers"] = CONTENT_LOCATION
     if op_id == "submitJob":
         op["responses"]["202"]["links"] = _job_links()
     body = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
     if body is not None:
-        files = list(FILE_PARTS) if op_id == "submitJob" else _seed_files(op_id)
+        form = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
         media = ", ".join(f"image/{f}" for f in sorted(FORMATS.values()))
         # A repeated part (style) states its media types in its description: generators given an
         # encoding for it draw one file, not a list, and send it as a text field.
-        body["encoding"] = {name: {"contentType": media} for name in files if name != "style"}
+        singles = [name for name in _file_parts(form) if form["properties"][name].get("type") != "array"]
+        body["encoding"] = {name: {"contentType": media} for name in singles}
     if op.get("security"):
         # Either scheme, or none: access control is off unless keys are configured.
         op["security"] = [{name: []} for name in op["security"][0]] + [{}]
-
-
-def _seed_files(op_id: str) -> list[str]:
-    route = {"pixelblendGenerate": seeds.PIXELBLEND, "gatysStylize": seeds.GATYS_SERVICE}.get(
-        op_id, seeds.PHOTOREAL
-    )
-    return [f.name for f in route.files]
 
 
 # -- examples, built by the code that answers -----------------------------------------------
@@ -345,7 +350,6 @@ def documented_app() -> Flask:
 @cache
 def _document() -> dict[str, Any]:
     app = documented_app()
-    spec.app = app
     with app.app_context():
         document = json.loads(json.dumps(spec.spec))  # plain JSON values (spectree's enums as strings)
     modes = "; ".join(f"`{mode}`: {kind.summary}" for mode, kind in registry.kinds().items())
@@ -362,16 +366,14 @@ def _document() -> dict[str, Any]:
     # The parts every mode's form has, stated once beside the alternatives: multipart encoders
     # (schemathesis's among them) read top-level properties to know which parts are files.
     forms = [schemas[ref["$ref"].rsplit("/", 1)[1]] for ref in submit["anyOf"]]
-    parts = {
-        name: form["properties"][name] for form in forms for name in FILE_PARTS if name in form["properties"]
-    }
+    parts = {name: form["properties"][name] for form in forms for name in _file_parts(form)}
     mode = {"type": "string", "enum": list(MODES), "description": "engine to run"}
     submit.update(type="object", properties={"mode": mode, **parts})
     submit["required"] = ["mode", "content", "style"]
     found = examples()
     for item in document["paths"].values():
         for op in item.values():
-            _complete(op, found)
+            _complete(op, found, schemas)
     return document
 
 
