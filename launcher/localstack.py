@@ -44,8 +44,27 @@ class ServiceError(RuntimeError):
     """A local service could not be found or did not come up."""
 
 
+class Running:
+    """What the supervisor watches of a child process: is it alive, how it ended; stopping it."""
+
+    name: str
+    process: subprocess.Popen
+    logfile: IO[bytes] | None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def _end(self, timeout: float) -> None:
+        stop_process(self.process, timeout)
+        if self.logfile is not None:
+            self.logfile.close()
+
+
 @dataclass
-class Service:
+class Service(Running):
     """A running child-process service; ``url`` is what clients connect to."""
 
     name: str
@@ -57,12 +76,6 @@ class Service:
     # How to start it again on the same port (the supervisor's restart); None: not restartable.
     starter: Callable[[int], Service] | None = field(default=None, repr=False)
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def exit_code(self) -> int | None:
-        return self.process.poll()
-
     def restart(self) -> None:
         """Start it again on the same port, so every client's URL stays right."""
         if self.starter is None:
@@ -73,9 +86,7 @@ class Service:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
-        stop_process(self.process, timeout)
-        if self.logfile is not None:
-            self.logfile.close()
+        self._end(timeout)
         if self.workdir is not None:
             self.workdir.cleanup()
             self.workdir = None
@@ -357,7 +368,7 @@ class StackOptions:
 
 
 @dataclass
-class Child:
+class Child(Running):
     """One application process of the stack (the API or a consumer)."""
 
     name: str
@@ -365,12 +376,6 @@ class Child:
     logfile: IO[bytes] | None = None
     metrics_port: int = 0
     respawn: Callable[[], Child] | None = field(default=None, repr=False)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def exit_code(self) -> int | None:
-        return self.process.poll()
 
     def restart(self) -> None:
         """The same command with the same environment (ports included) again."""
@@ -381,9 +386,7 @@ class Child:
         self.process, self.logfile = fresh.process, fresh.logfile
 
     def stop(self, timeout: float = 30.0) -> None:
-        stop_process(self.process, timeout)
-        if self.logfile is not None:
-            self.logfile.close()
+        self._end(timeout)
 
 
 class Stack:
