@@ -34,8 +34,8 @@ PUBLISH_TIMEOUT_S = 15.0
 # 1000/FETCH_MAX_WAIT_MS empty fetches a second, which is nothing.
 FETCH_MAX_WAIT_MS = 20
 
-# The message's schema version. A change of its shape gets a new number (and a new Literal
-# below); a consumer refuses every version it does not know, the producer writes only this one.
+# The message's schema version. A change of its shape gets a new number; a consumer refuses
+# every version it does not know, the producer writes only this one.
 MESSAGE_VERSION = 1
 
 
@@ -53,7 +53,7 @@ class JobMessage(pydantic.BaseModel):
     # of meaning needs a new version.
     model_config = pydantic.ConfigDict(frozen=True, extra="ignore")
 
-    v: Literal[1]  # required: a message without a version is of no schema this consumer knows
+    v: Literal[MESSAGE_VERSION]  # required: a message without one is of no schema this consumer knows
     id: str = pydantic.Field(min_length=1)
     mode: str = pydantic.Field(min_length=1)
 
