@@ -14,7 +14,7 @@ import os
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import pydantic
 from pydantic import AfterValidator, Field
@@ -53,6 +53,14 @@ class Section(BaseSettings):
     ) -> tuple:
         # Keyword arguments only: the environment comes in through load(), from the mapping it is given.
         return (init_settings,)
+
+    def overlaid(self, changes: Mapping[str, Any]) -> Self:
+        """This section with ``changes`` (a command's flags) laid over it, checked as a load checks
+        the environment: a bad value is a ValidationError naming the field."""
+        try:
+            return type(self)(**{**self.model_dump(), **changes})
+        except pydantic.ValidationError as exc:
+            raise translate(exc, type(self)) from None
 
 
 class _MappingSource(EnvSettingsSource):

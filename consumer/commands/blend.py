@@ -56,7 +56,7 @@ def engine_config(args: argparse.Namespace) -> Any:
         changes["random_weights"] = True
     if args.device:
         changes["device"] = args.device
-    return config.model_copy(update=changes)
+    return config.overlaid(changes)
 
 
 def s3_client_for(spec: str) -> Any:
