@@ -442,8 +442,12 @@ def _check_init_image(params: Params, init_parts: list[FilePart]) -> None:
     if wants and not init_parts:
         raise ValidationError(f"{when} needs an init_image file", field="init_image")
     if init_parts and not wants:
-        only = f"mode={params.mode} and {when}" if when else f"another mode than {params.mode}"
-        raise ValidationError(f"an init_image is used only with {only}", field="init_image")
+        why = (
+            f"is used only with mode={params.mode} and {when}"
+            if when
+            else f"is not taken by mode={params.mode}"
+        )
+        raise ValidationError(f"an init_image {why}", field="init_image")
 
 
 def _check_sizes(params: Params, uploads: dict[str, Upload]) -> None:
