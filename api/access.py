@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from consumer.engines import registry
 from stylequeue.config import ApiConfig
 from stylequeue.errors import ConfigError, NotFound, StylequeueError, ValidationError
 from stylequeue.job import Job, Status, epoch_s
-from stylequeue.params import translate
+from stylequeue.params import TextInput, translate
 from stylequeue.status import StatusStore
 
 ANONYMOUS = "-"
@@ -232,21 +232,15 @@ class Owners:
             return None
 
 
-def _page_size(raw: Any) -> Any:
-    # ASCII digits only: pydantic would take "1_0" and full-width digits, which no client means.
-    if isinstance(raw, str) and not (raw.isascii() and raw.isdigit()):
-        raise ValidationError(f"must be an integer from 1 to {PAGE_MAX}", field="limit")
-    return raw
-
-
 def _cursor(raw: str) -> str:
     if not CURSOR.fullmatch(raw):
         raise ValidationError("must be the 'next' value of a previous page", field="after")
     return raw
 
 
-class Query(BaseModel):
-    """A route's query, declared once: the view reads it with :meth:`read`, the OpenAPI document shows it."""
+class Query(TextInput):
+    """A route's query, declared once: the view reads it with :meth:`read`, the OpenAPI document shows it.
+    Its text is read as the parameters' is (numbers ASCII as JSON writes them: no "1_0")."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)  # access_token rides in the query too
 
@@ -269,9 +263,7 @@ class JobsQuery(Query):
     # Not nullable: a query has no null; a parameter left out is None.
     status: Status = Field(None, description="only jobs in this status")
     mode: Literal[tuple(registry.modes())] = Field(None, description="only jobs of this mode")  # type: ignore[valid-type]
-    limit: Annotated[int, BeforeValidator(_page_size)] = Field(
-        PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="jobs per page"
-    )
+    limit: int = Field(PAGE_DEFAULT, ge=1, le=PAGE_MAX, description="jobs per page")
     after: Annotated[str, AfterValidator(_cursor)] = Field(
         None,
         description="the `next` of the previous page: jobs submitted before it",

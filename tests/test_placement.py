@@ -4,9 +4,9 @@ against a real broker (tests/services.py)."""
 from __future__ import annotations
 
 import pytest
+from fake_clock import FakeClock
 
 from stylequeue import bus, config, placement
-from stylequeue.clock import FakeClock
 from stylequeue.job import Inputs, Job
 from stylequeue.placement import Placer, least_backlog
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from clients import configs, status_store  # noqa: F401
+from fake_clock import FakeClock
 
-from stylequeue.clock import FakeClock
 from stylequeue.presence import Presence
 
 pytestmark = pytest.mark.integration

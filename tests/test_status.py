@@ -7,9 +7,9 @@ import time
 
 import pytest
 from clients import configs, status_store  # noqa: F401
+from fake_clock import FakeClock
 from services import wait_for
 
-from stylequeue.clock import FakeClock
 from stylequeue.errors import Conflict, NotFound, ValidationError
 from stylequeue.job import Inputs, Job, JobError, Resumed, Status, iso_after, object_keys
 from stylequeue.status import BACKOFF, LEASED, Carry, Deferred, StatusStore, StoredCheckpoint, plan_carry

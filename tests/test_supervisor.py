@@ -9,10 +9,10 @@ import time
 
 import pytest
 import redis
+from fake_clock import FakeClock
 
 from launcher import localstack
 from launcher.supervisor import RestartPolicy, Supervisor
-from stylequeue.clock import FakeClock
 
 
 def test_backoff_doubles_up_to_its_cap_and_forgets_after_a_stable_run():

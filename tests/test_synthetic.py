@@ -4,6 +4,7 @@ real job through a consumer process (tests/services.py)."""
 from __future__ import annotations
 
 import pytest
+from fake_clock import FakeClock
 from PIL import Image
 from services import Clients, ConsumerProcess, wait_for
 
@@ -11,7 +12,6 @@ from consumer.engines import registry
 from consumer.engines.base import Hooks
 from consumer.engines.synthetic import KIND, SyntheticEngine, SyntheticParams
 from stylequeue import bus
-from stylequeue.clock import FakeClock
 from stylequeue.errors import ConfigError, JobCancelled, ValidationError
 from stylequeue.job import Status
 from stylequeue.params import parse_params

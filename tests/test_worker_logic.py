@@ -6,6 +6,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from fake_clock import FakeClock
 from kafka import TopicPartition
 from PIL import UnidentifiedImageError
 
@@ -14,7 +15,6 @@ from consumer.engines.base import Progress
 from consumer.failures import Kind, Step, Superseded, classify, exhausted_reason, next_step
 from consumer.runner import Control, ProgressWriter, Runner
 from consumer.worker import Worker, WorkerOptions
-from stylequeue.clock import FakeClock
 from stylequeue.errors import ArtifactError, EngineUnavailable, JobCancelled, NotFound, ValidationError
 from stylequeue.job import Inputs, Job
 

@@ -8,6 +8,7 @@ import json
 import threading
 
 import pytest
+from fake_clock import FakeClock
 from kafka import KafkaConsumer
 from PIL import Image
 from services import Clients, wait_for
@@ -19,7 +20,6 @@ from consumer.failures import STORE_RETRY_DELAYS_S
 from consumer.runner import Context, Control, Runner
 from stylequeue import config
 from stylequeue.bus import JobMessage
-from stylequeue.clock import FakeClock
 from stylequeue.job import Resumed, Status, object_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

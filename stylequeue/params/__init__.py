@@ -38,7 +38,22 @@ def param(default: Any, help: str, **bounds: Any) -> Any:
     return Field(default, description=help, **bounds)
 
 
-class Params(BaseModel):
+class TextInput(BaseModel):
+    """A model that also reads untyped text (form fields, CLI flags, a query) by the one rule the
+    module docstring states: the engines' parameters and the API's queries."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_text(cls, raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            return raw
+        fields = cls.model_fields
+        return {
+            name: _read(name, fields[name], value) if name in fields else value for name, value in raw.items()
+        }
+
+
+class Params(TextInput):
     """Base class of every mode's parameter model: frozen, no unknown names, finite numbers."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -67,17 +82,6 @@ class Params(BaseModel):
             super().__init__(**values)
         except pydantic.ValidationError as exc:
             raise translate(exc, type(self)) from None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_text(cls, raw: Any) -> Any:
-        """Form and CLI text into the fields' shapes, by the one rule the module docstring states."""
-        if not isinstance(raw, Mapping):
-            return raw
-        fields = cls.model_fields
-        return {
-            name: _read(name, fields[name], value) if name in fields else value for name, value in raw.items()
-        }
 
     @model_validator(mode="after")
     def _cross_field(self) -> Params:
