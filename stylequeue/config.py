@@ -329,6 +329,11 @@ class ReconcilerConfig(Section):
         15.0,
         description="a queued job unpublished this long, or a message the broker lost, is published again",
     )
+    sweep_interval_s: float = Field(
+        60.0,
+        description="seconds between sweeps of the S3 bucket for job folders without a record (at once "
+        "after Redis lost its data)",
+    )
     orphan_age_s: float = Field(
         3600.0,
         validation_alias="STYLEQUEUE_ORPHAN_AGE_S",

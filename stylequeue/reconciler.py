@@ -39,6 +39,9 @@ from stylequeue.job import Inputs, Job, Status, epoch_s, now_iso, object_keys
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "reconciler"
+# Set by the first S3 sweep and kept without a TTL: a Redis that comes back without it lost its
+# data, and the next pass sweeps at once instead of waiting for the sweep interval.
+SWEPT_KEY = "reconciler:swept"
 VERIFY_AGAIN_S = 60.0  # a message seen in place is looked at again this much later
 OUTBOX_KEY = "outbox"
 
@@ -138,10 +141,12 @@ class Reconciler:
 
     def __init__(self, store: Any, storage: Any, producer: Any, kafka: KafkaConfig, modes: list[str], *,
                  grace_s: float = 15.0, orphan_age_s: float = 3600.0, lock_ttl_s: float = 30.0,
-                 name: str | None = None, clock: Clock = SYSTEM) -> None:  # fmt: skip
+                 sweep_interval_s: float = 60.0, name: str | None = None, clock: Clock = SYSTEM) -> None:  # fmt: skip
         self.store, self.storage, self.producer, self.kafka = store, storage, producer, kafka
         self.modes = modes
         self.grace_s, self.orphan_age_s, self.lock_ttl_s = grace_s, orphan_age_s, lock_ttl_s
+        self.sweep_interval_s = sweep_interval_s
+        self._swept_at: float | None = None  # monotonic time of this process's last S3 sweep
         self.name = name or f"{socket.gethostname()}-{time.monotonic_ns()}"
         self.clock = clock  # grace and orphan ages; the leader lock is a Redis TTL (real time)
         self.stats = {"published": 0, "forgotten": 0, "swept": 0, "rebuilt": 0}
@@ -175,8 +180,16 @@ class Reconciler:
                 self._reconcile(job_id, broker)
         finally:
             broker.close()
-        self._sweep()
+        if self._sweep_due():
+            self._sweep()
         return dict(self.stats)
+
+    def _sweep_due(self) -> bool:
+        """The S3 sweep lists the whole bucket, so it runs every ``sweep_interval_s``, not every
+        pass; at once when this process has not swept yet or Redis lost its data (the marker)."""
+        marker = self._key(SWEPT_KEY)
+        due = self._swept_at is None or self.clock.monotonic() - self._swept_at >= self.sweep_interval_s
+        return due or not self.store.redis.exists(marker)
 
     def _candidates(self) -> set[str]:
         """Every job that may need a message: queued ones, and everything in the outbox."""
@@ -226,6 +239,8 @@ class Reconciler:
                 self.storage.delete_prefix(f"jobs/{job_id}/")
                 self.stats["swept"] += 1
                 log.info("reconciler: removed S3 inputs of job %s, which has no record", job_id)
+        self._swept_at = self.clock.monotonic()
+        self.store.redis.set(self._key(SWEPT_KEY), now)
 
     def _rebuild(self, job_id: str, keys: list[str]) -> None:
         """The record of a job from its S3 folder; queued again unless an attempt left a result."""

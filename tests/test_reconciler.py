@@ -204,3 +204,29 @@ def test_a_record_redis_lost_is_rebuilt_from_s3(configs, status_store, s3_storag
     assert status_store.get("lost-done").status is Status.SUCCEEDED
     records = topic_records(configs.kafka, bus.topic_for(configs.kafka, "blend"), expect=1)
     assert [bus.JobMessage.decode(r.value).id for r in records] == ["lost-queued"]
+
+
+@pytest.mark.integration
+def test_the_bucket_is_swept_every_sweep_interval_and_at_once_after_redis_lost_its_data(
+    configs, status_store, s3_storage, producer
+):
+    from fake_clock import FakeClock
+
+    clock = FakeClock(now=time.time() + 10)  # S3's modification times are whole seconds: none is ahead
+    worker = make(
+        configs, status_store, s3_storage, producer, orphan_age_s=0, sweep_interval_s=60, clock=clock
+    )
+
+    def orphan(job_id: str) -> None:
+        s3_storage.put(object_keys(job_id)["content"], b"png", "image/png")  # no params.json: swept
+
+    orphan("o1")
+    assert worker.run_once()["swept"] == 1  # the first pass sweeps
+    orphan("o2")
+    assert worker.run_once()["swept"] == 0  # within the interval: the bucket is not listed again
+    clock.advance(60)
+    assert worker.run_once()["swept"] == 1
+    orphan("o3")
+    status_store.redis.flushdb()  # Redis came back empty: its marker went with the records
+    assert worker.run_once()["swept"] == 1
+    assert worker.run_once()["swept"] == 0

@@ -43,7 +43,8 @@ def build(environ: dict[str, str] | None = None) -> tuple[Any, Any]:
     producer = bus.make_producer(kafka, client_id="stylequeue-reconciler")
     lock_ttl = max(3 * settings.interval_s, 10.0)
     worker = reconciler.Reconciler(store, objects, producer, kafka, modes(), grace_s=settings.grace_s,
-                                   orphan_age_s=settings.orphan_age_s, lock_ttl_s=lock_ttl)  # fmt: skip
+                                   orphan_age_s=settings.orphan_age_s, lock_ttl_s=lock_ttl,
+                                   sweep_interval_s=settings.sweep_interval_s)  # fmt: skip
     return worker, settings
 
 
