@@ -204,3 +204,14 @@ def test_every_seed_flag_in_the_readme_table_is_accepted():
     flags = {flag for row in rows for flag in re.findall(r"`(--[a-z_-]+)`", row.split("|")[1])}
     options = {s for action in gatys_parser()._actions for s in action.option_strings}
     assert len(rows) >= 14 and flags <= options, flags - options
+
+
+def test_the_device_and_weights_flags_take_their_help_from_the_settings_model():
+    from stylequeue.config import EngineConfig
+
+    parser = cli.build_parser()._subparsers._group_actions[0].choices["gatys"]
+    actions = {a.dest: a for a in parser._actions}
+    for name in gatys.CONFIG_FLAGS:
+        assert actions[name].help.startswith(EngineConfig.model_fields[name].description), name
+    assert "[torchvision, caffe, adain]" in actions["vgg_format"].help  # the Literal's choices
+    assert actions["random_weights"].default is None  # unset: the environment's value stands

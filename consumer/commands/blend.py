@@ -12,11 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumer.commands.flags import add_param_flags, open_image, param_values
+from consumer.commands.flags import (
+    add_param_flags,
+    add_setting_flags,
+    open_image,
+    param_values,
+    setting_changes,
+)
 from consumer.engines.blend import BlendParams
+from stylequeue.config import EngineConfig
 
 # Extra spellings: the issue's `--size` and the singular `--preserve-color`.
 ALIASES = {"image_size": ["--size"], "preserve_colors": ["--preserve-color"]}
+CONFIG_FLAGS = ("random_weights", "device")  # EngineConfig fields with a flag
 
 
 def register(subparsers: Any) -> None:
@@ -39,24 +47,16 @@ def register(subparsers: Any) -> None:
         help="blend model: our .pt, a TorchScript file, or 'vgg_normalised.pth,decoder.pth'; "
         "path, s3:// or https URL (default: STYLEQUEUE_BLEND_MODEL)",
     )
-    parser.add_argument("--random-weights", action="store_true", help="DEV/TEST ONLY: random networks")
-    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: STYLEQUEUE_DEVICE)")
+    add_setting_flags(parser, EngineConfig, CONFIG_FLAGS, separator="-")
     parser.set_defaults(func=run)
 
 
 def engine_config(args: argparse.Namespace) -> Any:
     """EngineConfig from the environment, overridden by ``--model``, ``--random-weights``, ``--device``."""
-    from stylequeue.config import EngineConfig, load
+    from stylequeue.config import load
 
-    config = load(EngineConfig)
-    changes: dict[str, Any] = {}
-    if args.model:
-        changes.update(blend_model=args.model, random_weights=False)
-    if args.random_weights:
-        changes["random_weights"] = True
-    if args.device:
-        changes["device"] = args.device
-    return config.overlaid(changes)
+    changes: dict[str, Any] = {"blend_model": args.model, "random_weights": False} if args.model else {}
+    return load(EngineConfig).overlaid({**changes, **setting_changes(args, CONFIG_FLAGS)})
 
 
 def s3_client_for(spec: str) -> Any:

@@ -1,7 +1,8 @@
-"""What the engine sub-commands share: parameter flags derived from a params model, and images.
+"""What the engine sub-commands share: flags derived from a params model or a settings section,
+and images.
 
-Values stay strings so that :func:`stylequeue.params.parse_params` — the code the API uses —
-checks them and names the field of a bad one.
+Values stay strings so that :func:`stylequeue.params.parse_params` — the code the API uses — or
+:meth:`stylequeue.config.Section.overlaid` checks them and names the field of a bad one.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from stylequeue.config import Section
+from stylequeue.config import describe as describe_settings
 from stylequeue.errors import ValidationError
 from stylequeue.params import Params, describe, show_number
 
@@ -58,6 +61,28 @@ def _help(entry: dict[str, Any], schema: dict[str, Any]) -> str:
 def param_values(args: argparse.Namespace, params_cls: type[Params]) -> dict[str, Any]:
     """The parameter flags the user gave; omitted ones take the model's defaults."""
     return {n: getattr(args, n) for n in params_cls.model_fields if getattr(args, n) is not None}
+
+
+def add_setting_flags(
+    group: argparse._ArgumentGroup, section: type[Section], names: tuple[str, ...], *, separator: str = "_"
+) -> None:
+    """One flag per named settings field (``--device``), its help the field's description; no
+    defaults set, so the environment's value stands unless the flag is given."""
+    rows = {row["name"]: row for row in describe_settings(section)}
+    for name in names:
+        row, flag = rows[name], f"--{name.replace('_', separator)}"
+        if section.model_fields[name].annotation is bool:  # a switch: only turned on from the command line
+            group.add_argument(flag, dest=name, action="store_true", default=None, help=row["help"])
+            continue
+        choices = f" [{', '.join(row['choices'])}]" if row["choices"] else ""
+        group.add_argument(
+            flag, dest=name, default=None, help=f"{row['help']}{choices} (default: {row['env']})"
+        )
+
+
+def setting_changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The settings flags the user gave, for :meth:`~stylequeue.config.Section.overlaid`."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
 def open_image(path: Path, field: str) -> Any:

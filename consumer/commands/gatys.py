@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from consumer.commands.flags import add_param_flags, open_image, param_values
+from consumer.commands.flags import (
+    add_param_flags,
+    add_setting_flags,
+    open_image,
+    param_values,
+    setting_changes,
+)
 from consumer.engines import registry
 from consumer.engines.gatys import GatysParams
 from stylequeue import config as config_mod
@@ -42,13 +48,8 @@ HEIGHT_HELP = (
     "height of the output in pixels, aspect ratio kept: the seed CLI's --height (its default was 400). "
     "Without it the output's longest side is --image_size"
 )
-# Flags for EngineConfig fields: flag → (field, help).
-CONFIG_FLAGS = {
-    "--device": ("device", "auto (CUDA when present), cpu, cuda or cuda:N"),
-    "--precision": ("precision", "auto (bf16 where the hardware has it), fp32, bf16, or fp16 (CUDA only)"),
-    "--vgg_format": ("vgg_format", "torchvision, caffe or adain: the layout of the weights file"),
-    "--cache_dir": ("cache_dir", "where downloaded weights are kept"),
-}
+# EngineConfig fields with a flag; the flags' help is the fields' descriptions.
+CONFIG_FLAGS = ("device", "precision", "vgg_format", "cache_dir", "random_weights")
 RANDOM_BANNER = (
     "!!! RANDOM WEIGHTS: the network is randomly initialised (STYLEQUEUE_RANDOM_WEIGHTS / "
     "--random_weights). The output is NOT style transfer; use this for development only. !!!"
@@ -90,32 +91,19 @@ def register(subparsers: Any) -> None:
     engine = parser.add_argument_group("engine parameters")
     engine.add_argument("--height", default=None, metavar="INT", help=HEIGHT_HELP)
     add_param_flags(engine, registry.params_class("gatys"), aliases=SEED_SPELLINGS)
-    _add_config_flags(parser.add_argument_group("device and weights (override STYLEQUEUE_*)"))
+    settings = parser.add_argument_group("device and weights (override STYLEQUEUE_*)")
+    add_setting_flags(settings, EngineConfig, CONFIG_FLAGS)
+    settings.add_argument("--weights", help="VGG weights for --model: a path, s3:// or https URL")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
-
-
-def _add_config_flags(group: argparse._ArgumentGroup) -> None:
-    for flag, (field, text) in CONFIG_FLAGS.items():
-        group.add_argument(flag, dest=field, default=None, help=text)
-    group.add_argument("--weights", help="VGG weights for --model: a path, s3:// or https URL")
-    group.add_argument(
-        "--random_weights", action="store_true", help="DEV ONLY: a randomly initialised network"
-    )
 
 
 def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
     """The environment's EngineConfig with this command's flags laid over it."""
     base = config_mod.load(EngineConfig)
-    changes: dict[str, Any] = {}
-    for field, _ in CONFIG_FLAGS.values():
-        value = getattr(args, field)
-        if value is not None:
-            changes[field] = Path(value) if field == "cache_dir" else value
+    changes = setting_changes(args, CONFIG_FLAGS)
     if args.weights:
         changes[f"{model}_weights"] = args.weights
-    if args.random_weights:
-        changes["random_weights"] = True
     return base.overlaid(changes)
 
 
