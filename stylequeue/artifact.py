@@ -44,40 +44,28 @@ Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or No
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def expected_digest(uri: str) -> str | None:
     """The SHA-256 (or prefix of it) that ``uri`` promises, if any."""
     parsed = urlparse(uri)
-    match = re.search(r"sha256=([a-f0-9]{8,64})", parsed.fragment)
-    if match:
-        return match.group(1)
-    match = _HASH_IN_NAME.search(Path(parsed.path).name)
+    in_fragment = re.search(r"sha256=([a-f0-9]{8,64})", parsed.fragment)
+    match = in_fragment or _HASH_IN_NAME.search(Path(parsed.path).name)
     return match.group(1) if match else None
 
 
-def verify(path: Path, digest: str | None, *, source: str) -> None:
-    if digest is None:
-        return
-    actual = sha256_of(path)
-    if not actual.startswith(digest):
-        raise ChecksumMismatch(
-            f"checksum mismatch for {path.name} from {source}: expected sha256 {digest}…, got {actual}"
-        )
-
-
-def check(path: Path, *, sha256: str | None, size: int | None, source: str) -> None:
+def check(path: Path, *, sha256: str | None, size: int | None = None, source: str) -> None:
     """Size (cheap, first) and SHA-256 (full digest or prefix) of ``path``; ArtifactError if either is off."""
     if size is not None and path.stat().st_size != size:
         raise ChecksumMismatch(
             f"size mismatch for {path.name} from {source}: expected {size} bytes, got {path.stat().st_size}"
         )
-    verify(path, sha256 or None, source=source)
+    if sha256 and not (actual := sha256_of(path)).startswith(sha256):
+        raise ChecksumMismatch(
+            f"checksum mismatch for {path.name} from {source}: expected sha256 {sha256}…, got {actual}"
+        )
 
 
 # --- digests recorded next to a file -------------------------------------------------------
@@ -139,7 +127,7 @@ def resolve(uri: str, *, cache_dir: Path, s3: Any | None = None, how_to_get: str
         return download(uri.split("#")[0], path, sha256=expected_digest(uri), s3=s3, how=how_to_get)
     if not path.is_file():
         raise ArtifactError(_missing_message(path.name, str(path.resolve().parent), how_to_get))
-    verify(path, expected_digest(uri) if "#" in uri else None, source=str(path))
+    check(path, sha256=expected_digest(uri) if "#" in uri else None, source=str(path))
     return path
 
 
@@ -197,9 +185,15 @@ def _fill(
     if parsed.scheme != "s3":
         _HttpDownload(url, part, name, size, how, progress).run()
         return
+    if s3 is None:
+        raise ArtifactError(f"{name}: an s3:// URI needs S3 settings (STYLEQUEUE_S3_ENDPOINT …)")
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
     try:
         with open(part, "wb") as out:
-            _download_s3(parsed, out, s3, name, how)
+            try:
+                s3.download_fileobj(bucket, key, out)
+            except Exception as exc:  # botocore raises several unrelated types; all mean "not there"
+                raise ArtifactError(_missing_message(name, f"s3://{bucket}/{key} ({exc})", how)) from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -309,16 +303,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
-
-
-# --- S3 --------------------------------------------------------------------------------------
-
-
-def _download_s3(parsed: Any, out: Any, s3: Any, name: str, how: str) -> None:
-    if s3 is None:
-        raise ArtifactError(f"{name}: an s3:// URI needs S3 settings (STYLEQUEUE_S3_ENDPOINT …)")
-    bucket, key = parsed.netloc, parsed.path.lstrip("/")
-    try:
-        s3.download_fileobj(bucket, key, out)
-    except Exception as exc:  # botocore raises several unrelated types; all mean "not there"
-        raise ArtifactError(_missing_message(name, f"s3://{bucket}/{key} ({exc})", how)) from exc

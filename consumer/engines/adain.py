@@ -80,20 +80,6 @@ def build_decoder() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def init_scale_preserving(module: nn.Module) -> nn.Module:
-    """He-normal convs, zero biases: random networks whose activations keep their scale.
-
-    PyTorch's default init shrinks activations at every layer, so a random relu4_1 would be
-    nearly zero and every random-weights output the same flat image; this keeps dev/test
-    outputs dependent on their inputs.
-    """
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-    return module
-
-
 class AdaINNet(nn.Module):
     """Encoder + decoder, with the PixelBlend seed's ``forward(content, style1, style2, weights)``.
 

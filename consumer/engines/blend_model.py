@@ -44,12 +44,11 @@ from consumer.engines.adain import (
     blend_features,
     build_decoder,
     build_encoder,
-    init_scale_preserving,
     mean_std,
 )
 from consumer.engines.blend import MIN_SIDE as BLEND_MIN_SIDE
 from consumer.engines.catalogue import entry, packaged_path
-from consumer.engines.vgg import RANDOM_SEED, read_state_dict
+from consumer.engines.vgg import RANDOM_SEED, init_scale_preserving, read_state_dict
 from stylequeue import artifact
 from stylequeue.config import EngineConfig
 from stylequeue.errors import ArtifactError, ConfigError

@@ -216,7 +216,9 @@ def load_vgg(arch: str, fmt: str, path: Path | None) -> VGGFeatures:
         # Seeded so every consumer of a dev stack builds the same random network.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_SEED)
-            return _randomised(VGGFeatures(arch, fmt, VGGSource(arch, fmt, None)))
+            net = VGGFeatures(arch, fmt)
+            init_scale_preserving(net.layers)
+            return net
     net = VGGFeatures(arch, fmt, VGGSource(arch, fmt, str(path)))
     raw = read_state_dict(path)
     state = _feature_state(raw, fmt)
@@ -253,18 +255,18 @@ def _check_state(
             )
 
 
-def _randomised(net: VGGFeatures) -> VGGFeatures:
-    """He-initialised convolutions with zero biases.
+def init_scale_preserving(module: nn.Module) -> nn.Module:
+    """He-normal convs, zero biases: random networks whose activations keep their scale.
 
-    PyTorch's default init shrinks activations layer by layer, so a random VGG19's deep
-    features (and the losses built on them) would be all but zero; He init keeps their scale,
-    which makes random-weight runs exercise every loss the way real weights do.
+    PyTorch's default init shrinks activations at every layer, so a random network's deep features
+    (a VGG's losses, AdaIN's relu4_1) would be all but zero and every random-weights output the same
+    flat image; He init keeps dev/test runs exercising every loss and dependent on their inputs.
     """
-    for module in net.layers:
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-    return net
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+    return module
 
 
 def _key_order(key: str) -> tuple[int, str]:
