@@ -23,22 +23,14 @@ export class ApiError extends Error {
 
 type FetchFn = typeof fetch;
 
-function isErrorBody(body: unknown): body is ErrorBody {
-  const error = (body as ErrorBody | null)?.error;
-  return typeof error === 'object' && error !== null && typeof error.message === 'string';
-}
-
 /** Build an ApiError from a failed response, preferring the server's JSON error body. */
 export async function errorFrom(response: Response): Promise<ApiError> {
-  let body: unknown = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON (a proxy's HTML page, an empty body): fall back to the status line below.
-  }
-  if (isErrorBody(body)) {
-    const { code, message, field } = body.error;
-    return new ApiError(response.status, code || `http_${response.status}`, message, field ?? null);
+  // Not JSON (a proxy's HTML page, an empty body): fall back to the status line below.
+  const body = (await response.json().catch(() => null)) as Partial<ErrorBody> | null;
+  const error = body?.error;
+  if (typeof error === 'object' && error !== null && typeof error.message === 'string') {
+    const code = error.code || `http_${response.status}`;
+    return new ApiError(response.status, code, error.message, error.field ?? null);
   }
   const text = response.statusText || 'request failed';
   return new ApiError(response.status, `http_${response.status}`, `${response.status} ${text}`);
@@ -77,12 +69,16 @@ export class Api {
     this.apiKey = apiKey;
   }
 
+  private resolve(path: string): string {
+    return /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+  }
+
   /**
    * An absolute-path URL the server returned (job links) or a path of ours, under `base`. With a
    * key, API paths carry it as `access_token`: an `<img>` or a download link cannot send headers.
    */
   url(path: string): string {
-    const full = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+    const full = this.resolve(path);
     if (!this.apiKey || !path.startsWith('/api/')) return full;
     return `${full}${full.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(this.apiKey)}`;
   }
@@ -91,11 +87,8 @@ export class Api {
     let response: Response;
     const auth: Record<string, string> = this.apiKey ? { Authorization: `Bearer ${this.apiKey}` } : {};
     try {
-      const target = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
-      response = await this.fetchFn(target, {
-        ...init,
-        headers: { Accept: 'application/json', ...auth, ...(init?.headers ?? {}) },
-      });
+      const headers = { Accept: 'application/json', ...auth };
+      response = await this.fetchFn(this.resolve(path), { ...init, headers });
     } catch (cause) {
       const reason = cause instanceof Error ? cause.message : String(cause);
       throw new ApiError(0, 'network', `cannot reach the server (${reason})`);

@@ -14,8 +14,6 @@ export type LossList = Schemas['LossList'];
 export type LossPoint = LossList['losses'][number];
 export type ErrorBody = Schemas['ErrorBody'];
 
-export const TERMINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
-
 export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL.includes(status);
+  return ['succeeded', 'failed', 'cancelled'].includes(status);
 }

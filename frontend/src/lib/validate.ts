@@ -5,41 +5,32 @@
 import { formatBytes } from './format';
 import type { Limits } from './types';
 
-const MIME: Record<string, string[]> = {
-  jpeg: ['image/jpeg', 'image/jpg', 'image/pjpeg'],
-  png: ['image/png'],
-  webp: ['image/webp'],
+const FORMATS: Record<string, { name: string; mime: string[]; extensions: string[] }> = {
+  jpeg: { name: 'JPEG', mime: ['image/jpeg', 'image/jpg', 'image/pjpeg'], extensions: ['.jpg', '.jpeg'] },
+  png: { name: 'PNG', mime: ['image/png'], extensions: ['.png'] },
+  webp: { name: 'WebP', mime: ['image/webp'], extensions: ['.webp'] },
 };
 
-const EXTENSIONS: Record<string, string[]> = {
-  jpeg: ['.jpg', '.jpeg'],
-  png: ['.png'],
-  webp: ['.webp'],
-};
-
-function formatOf(file: Pick<File, 'name' | 'type'>, formats: string[]): string | null {
+function formatOf(file: Pick<File, 'name' | 'type'>, formats: string[]): string | undefined {
   const name = file.name.toLowerCase();
-  for (const format of formats) {
-    if (file.type && (MIME[format] ?? [`image/${format}`]).includes(file.type.toLowerCase())) {
-      return format;
-    }
-    // Some systems give no MIME type; the extension is the only hint then.
-    if (!file.type && (EXTENSIONS[format] ?? [`.${format}`]).some((ext) => name.endsWith(ext))) {
-      return format;
-    }
-  }
-  return null;
+  const type = file.type.toLowerCase();
+  // Some systems give no MIME type; the extension is the only hint then.
+  return formats.find((format) =>
+    type
+      ? (FORMATS[format]?.mime ?? [`image/${format}`]).includes(type)
+      : (FORMATS[format]?.extensions ?? [`.${format}`]).some((ext) => name.endsWith(ext)),
+  );
 }
 
 /** Human list of the accepted formats: "JPEG, PNG or WebP". */
 export function formatList(formats: string[]): string {
-  const names = formats.map((f) => ({ jpeg: 'JPEG', png: 'PNG', webp: 'WebP' })[f] ?? f.toUpperCase());
+  const names = formats.map((f) => FORMATS[f]?.name ?? f.toUpperCase());
   return names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : (names[0] ?? '');
 }
 
 /** The `accept` attribute of a file input for these formats. */
 export function acceptAttribute(formats: string[]): string {
-  return formats.flatMap((f) => [...(MIME[f] ?? []).slice(0, 1), ...(EXTENSIONS[f] ?? [])]).join(',');
+  return formats.flatMap((f) => (FORMATS[f] ? [FORMATS[f].mime[0], ...FORMATS[f].extensions] : [])).join(',');
 }
 
 /** Why this file cannot be uploaded, or null when it may. */

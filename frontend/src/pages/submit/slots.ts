@@ -13,6 +13,18 @@ export interface Slot {
 
 export const EMPTY: Slot = { file: null, url: null, error: null };
 
+/** Each slot's label and hint, and what to say when a required one is left empty. */
+export const SLOT_TEXT: Record<SlotName, { label: string; hint: string; missing?: string }> = {
+  content: { label: 'Content image', hint: 'The photo to repaint', missing: 'Choose a content image.' },
+  style1: { label: 'Style image', hint: 'The painting to imitate', missing: 'Choose a style image.' },
+  style2: { label: 'Second style (optional)', hint: 'Blend in a second painting' },
+  init_image: {
+    label: 'Starting image',
+    hint: 'Where the optimisation starts',
+    missing: 'Choose a starting image, or pick another init method.',
+  },
+};
+
 /** Which slot shows an error the server reported for a request field. */
 export function slotForField(field: string | null): SlotName | null {
   if (field === 'content' || field === 'init_image') return field;
