@@ -90,7 +90,9 @@ def metrics_view() -> Response:
     return Response(body, content_type=content_type)
 
 
-documented_metrics = doc({200: None}, operation_id="metrics", guarded=False)(metrics_view)
+documented_metrics = doc(
+    {200: (None, "Prometheus text format")}, operation_id="metrics", guarded=False, media=("text/plain",)
+)(metrics_view)
 
 
 def _record_requests(app: Flask) -> None:

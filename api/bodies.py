@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from api.views import View
 
 State = Literal["ok", "unavailable"]
+ModelMode = Literal["pretrained", "random_weights", "unavailable"]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Parameter(Body):
+class Parameter(View):
     """One engine parameter, from its mode's parameter model (:func:`stylequeue.params.describe`)."""
 
     name: str = Field(description="the form field's name")
@@ -29,7 +28,7 @@ class Parameter(Body):
     )
 
 
-class EngineInfo(Body):
+class EngineInfo(View):
     """One mode of ``GET /api/v1/engines``: what it takes, and whether a consumer can run it now."""
 
     mode: str = Field(description="the mode's name, the `mode` form field")
@@ -48,21 +47,21 @@ class EngineInfo(Body):
     resumes: bool = Field(description="a retried attempt continues from the last snapshot's checkpoint")
 
 
-class Limits(Body):
+class Limits(View):
     max_file_bytes: int = Field(description="largest accepted file")
     max_request_bytes: int = Field(description="largest accepted request")
     max_pixels: int = Field(description="largest accepted image, in pixels")
     formats: list[Literal["jpeg", "png", "webp"]] = Field(description="image formats accepted")
 
 
-class Engines(Body):
+class Engines(View):
     """``GET /api/v1/engines``: every mode and the upload limits."""
 
     engines: list[EngineInfo] = Field(description="one entry per mode")
     limits: Limits = Field(description="what an upload may be")
 
 
-class LossPoint(Body):
+class LossPoint(View):
     # A diverged point is null, never NaN: every body is strict JSON (api.jsonbody).
     iteration: int = Field(ge=0, description="the iteration the losses were measured at")
     content: float | None = Field(None, description="weighted content loss")
@@ -71,30 +70,30 @@ class LossPoint(Body):
     total: float | None = Field(None, description="their sum, the value optimised")
 
 
-class LossList(Body):
+class LossList(View):
     """``GET /api/v1/jobs/{id}/losses``: the loss curve so far (Gatys; empty for blend)."""
 
     job_id: str = Field(description="the job's id")
     losses: list[LossPoint] = Field(description="one point per reported iteration, in order")
 
 
-class ErrorDetail(Body):
+class ErrorDetail(View):
     code: str = Field(description="a stable machine-readable code: invalid, not_found, unavailable …")
     message: str = Field(description="what is wrong, in words; names the limit or the service")
     field: str | None = Field(description="the form field, parameter or path part at fault (null: none)")
 
 
-class ErrorBody(Body):
+class ErrorBody(View):
     """Every error the API answers (4xx and 5xx alike)."""
 
     error: ErrorDetail
 
 
-class Health(Body):
+class Health(View):
     status: Literal["ok"] = Field(description="the process answers")
 
 
-class Ready(Body):
+class Ready(View):
     """Each backing service's state, as ``/readyz`` checks it (200 when all are ok, else 503)."""
 
     redis: State = Field(description="job records, snapshots and presence")
@@ -105,11 +104,11 @@ class Ready(Body):
 # -- the seed projects' bodies (api.compat, api.seeds) ------------------------------------
 
 
-class ModelStatus(Body):
+class ModelStatus(View):
     """PixelBlend's model fields, from the blend entry of ``GET /api/v1/engines``."""
 
     model_loaded: bool = Field(description="a blend consumer can run jobs")
-    mode: Literal["pretrained", "random_weights", "unavailable"] = Field(description="what it runs")
+    mode: ModelMode = Field(description="what it runs")
     model_path: str = Field(description="empty: the consumers load the model, not the API")
     message: str = Field(description="consumers running, or why none can")
 
@@ -121,15 +120,13 @@ class SeedHealth(ModelStatus):
     services: Ready = Field(description="each backing service's state")
 
 
-class PixelBlendResult(Body):
+class PixelBlendResult(View):
     """PixelBlend's ``POST /api/generate`` answer: its keys, plus the job's status and URL."""
 
     job_id: str = Field(description="the job's id")
     output_path: str = Field(description="the job's result URL (PNG)")
     download_path: str = Field(description="the same URL")
-    model_mode: Literal["pretrained", "random_weights", "unavailable"] = Field(
-        description="the model's state"
-    )
+    model_mode: ModelMode = Field(description="the model's state")
     model_loaded: bool = Field(description="a blend consumer can run jobs")
     status: str = Field(description="the job's status")
     job_url: str = Field(description="the job (GET /api/v1/jobs/{id})")

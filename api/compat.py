@@ -22,11 +22,19 @@ from api.routes import parse_submission
 from api.views import JobView
 
 bp = Blueprint("compat", __name__)
+Pending = tuple[Response, int, dict[str, str]]
 TAGS = ("seed compatibility",)
 # Every seed submission: the native errors (naming the seed's field), 409 for a job cancelled while
 # waited for, and 422 also for one that ran and failed (code job_failed).
 SEED_ERRORS = (400, 408, 409, 413, 415, 422, 503)
 PENDING = (JobView, "still running after the wait (STYLEQUEUE_COMPAT_WAIT_S): the job, Location its URL")
+IMAGE = (None, "the stylized image")
+CONTENT_LOCATION = {
+    "Content-Location": {
+        "schema": {"type": "string"},
+        "description": "the result's URL (its job: without /result)",
+    }
+}
 
 
 def compat() -> seeds.CompatService:
@@ -42,8 +50,7 @@ def pixelblend_generate():
     Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
     """
     body, done = compat().generate(parse_submission())
-    response = jsonify(body)
-    return response if done else _pending(response, body["job_url"])
+    return jsonify(body) if done else _pending(body, body["job_url"])
 
 
 @bp.get("/api/health")
@@ -71,11 +78,13 @@ def pixelblend_model_status():
 
 @bp.post(seeds.GATYS_SERVICE.path)
 @doc(
-    {200: None, 202: PENDING},
+    {200: IMAGE, 202: PENDING},
     SEED_ERRORS,
     operation_id="gatysStylize",
     tags=TAGS,
     form=seed_form(seeds.GATYS_SERVICE),
+    media=("image/png",),
+    headers=CONTENT_LOCATION,
 )
 def gatys_stylize():
     """Gatys service: stylize and answer the image.
@@ -86,8 +95,8 @@ def gatys_stylize():
 
 
 @bp.post(seeds.PHOTOREAL.path)
-@doc({200: None, 202: PENDING}, SEED_ERRORS, operation_id="photorealUploadImages", tags=TAGS,
-     form=seed_form(seeds.PHOTOREAL))  # fmt: skip
+@doc({200: IMAGE, 202: PENDING}, SEED_ERRORS, operation_id="photorealUploadImages", tags=TAGS,
+     form=seed_form(seeds.PHOTOREAL), media=("image/png",), headers=CONTENT_LOCATION)  # fmt: skip
 def photoreal_upload_images():
     """Photoreal: stylize and answer the image at the content's size.
 
@@ -96,9 +105,9 @@ def photoreal_upload_images():
     return _image(*compat().image(seeds.PHOTOREAL, parse_submission()))
 
 
-def _image(job: dict[str, Any], chunks: Iterator[bytes] | None) -> Response:
+def _image(job: dict[str, Any], chunks: Iterator[bytes] | None) -> Response | Pending:
     if chunks is None:
-        return _pending(jsonify(job), job["links"]["self"])
+        return _pending(job, job["links"]["self"])
     # Content-Location: where this image lives, so a client can find the job behind it.
     headers = {
         "Content-Disposition": f'inline; filename="{job["id"]}.png"',
@@ -107,8 +116,6 @@ def _image(job: dict[str, Any], chunks: Iterator[bytes] | None) -> Response:
     return Response(chunks, mimetype="image/png", headers=headers)
 
 
-def _pending(response: Response, job_url: str) -> Response:
+def _pending(job: dict[str, Any], job_url: str) -> Pending:
     """Not finished within the wait: 202 and where to poll, as the native submit route answers."""
-    response.status_code = 202
-    response.headers["Location"] = job_url
-    return response
+    return jsonify(job), 202, {"Location": job_url}

@@ -37,14 +37,25 @@ bp = Blueprint("reference", __name__, url_prefix="/api/v1/docs")
 
 
 @bp.get("")
-@doc({200: None}, operation_id="apiReference", guarded=False)
+@doc(
+    {200: (None, "the interactive API reference (Swagger UI, served offline)")},
+    operation_id="apiReference",
+    guarded=False,
+    media=("text/html",),
+)
 def reference() -> Response:
     """The interactive API reference (Swagger UI)."""
     return Response(PAGE, mimetype="text/html")
 
 
 @bp.get("/assets/<path:asset>")
-@doc({200: None}, (404,), operation_id="apiReferenceAsset", guarded=False)
+@doc(
+    {200: (None, "a script, stylesheet, source map or image of the reference page")},
+    (404,),
+    operation_id="apiReferenceAsset",
+    guarded=False,
+    media=("text/javascript", "text/css", "image/svg+xml", "application/json"),
+)
 def asset(asset: str) -> Response:
     """One of the reference page's scripts, stylesheets or images."""
     # send_from_directory refuses a path that leaves ASSETS (safe_join) like a missing file: 404.

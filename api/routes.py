@@ -17,6 +17,7 @@ from api.views import JobList, JobView, SnapshotList
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
+ARCHIVE = "ZIP: snapshots/NNNNNN.jpg in iteration order, result.png (once succeeded), params.json; streamed"
 
 
 def service() -> JobService:
@@ -39,10 +40,7 @@ def parse_submission() -> Submission:
 def submit_job():
     """Submit a job."""
     job = service().submit(parse_submission())
-    response = jsonify(job)
-    response.status_code = 202
-    response.headers["Location"] = job["links"]["self"]
-    return response
+    return jsonify(job), 202, {"Location": job["links"]["self"]}
 
 
 @bp.get("/jobs")
@@ -67,8 +65,8 @@ def cancel_job(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/result")
-@doc({200: None, 307: (None, "redirect to a presigned URL (presigned=true)")}, (404, 409, 422, 503),
-     operation_id="getResult", query=ResultQuery)  # fmt: skip
+@doc({200: (None, "the result"), 307: (None, "redirect to a presigned URL (presigned=true)")},
+     (404, 409, 422, 503), operation_id="getResult", query=ResultQuery, media=("image/png",))  # fmt: skip
 def get_result(job_id: str):
     """The result image."""
     if ResultQuery.read(request.args).presigned:
@@ -79,12 +77,16 @@ def get_result(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/inputs/<name>")
-@doc({200: None}, (404, 503), operation_id="getInput")
+@doc(
+    {200: (None, "the input as stored: an RGB PNG, or an upright 8-bit RGB JPEG kept as sent")},
+    (404, 503),
+    operation_id="getInput",
+    media=("image/png", "image/jpeg"),
+)
 def get_input(job_id: str, name: str):
     """A stored input image, as normalised on upload."""
-    media_type, chunks = service().input_image(
-        job_id, name, caller()
-    )  # raises for an unknown name: safe below
+    # Raises for an unknown name: the name is safe in the file name below.
+    media_type, chunks = service().input_image(job_id, name, caller())
     suffix = "jpg" if media_type == "image/jpeg" else "png"
     headers = {"Content-Disposition": f'inline; filename="{job_id}-{name}.{suffix}"'}
     return Response(chunks, mimetype=media_type, headers=headers)
@@ -98,14 +100,14 @@ def list_snapshots(job_id: str):
 
 
 @bp.get("/jobs/<job_id>/snapshots/<int:iteration>")
-@doc({200: None}, (404, 503), operation_id="getSnapshot")
+@doc({200: (None, "the snapshot")}, (404, 503), operation_id="getSnapshot", media=("image/jpeg",))
 def get_snapshot(job_id: str, iteration: int):
     """One snapshot."""
     return Response(service().snapshot(job_id, iteration, caller()), mimetype="image/jpeg")
 
 
 @bp.get("/jobs/<job_id>/snapshots.zip")
-@doc({200: None}, (404, 503), operation_id="getArchive")
+@doc({200: (None, ARCHIVE)}, (404, 503), operation_id="getArchive", media=("application/zip",))
 def get_archive(job_id: str):
     """Every snapshot, the result and the parameters."""
     name, chunks = service().archive(job_id, caller())

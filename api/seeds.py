@@ -117,10 +117,7 @@ class SeedRoute:
         """The seed's name for one of our fields (errors name what the client sent)."""
         if ours is None:
             return None
-        for f in self.fields:
-            if f.param == ours:
-                return f.name
-        return ours
+        return next((f.name for f in self.fields if f.param == ours), ours)
 
 
 PIXELBLEND = SeedRoute(
@@ -342,16 +339,19 @@ def blend_model(engines: Mapping[str, Any]) -> dict[str, Any]:
     ``mode`` is ``pretrained``, ``random_weights`` (a development stack) or ``unavailable``;
     ``model_path`` stays empty: the consumers load the model (``STYLEQUEUE_BLEND_MODEL``), not the API.
     """
-    entry = next((e for e in engines["engines"] if e["mode"] == "blend"), None)
+    entry = next((e for e in engines["engines"] if e["mode"] == PIXELBLEND.mode), None)
     if entry is None or not entry["available"]:
-        reason = entry["reason"] if entry else "this service has no blend engine"
-        return {"model_loaded": False, "mode": "unavailable", "model_path": "", "message": reason}
+        return _no_model(entry["reason"] if entry else "this service has no blend engine")
     random = entry["random_weights"]
     message = f"{entry['consumers']} blend consumer(s) running" + (
         " on random weights (development only)" if random else ""
     )
     mode = "random_weights" if random else "pretrained"
     return {"model_loaded": True, "mode": mode, "model_path": "", "message": message}
+
+
+def _no_model(message: str) -> dict[str, Any]:
+    return {"model_loaded": False, "mode": "unavailable", "model_path": "", "message": message}
 
 
 def pixelblend_result(job: Mapping[str, Any], model: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,12 +372,7 @@ def health_body(ready: bool, states: Mapping[str, str], model: Mapping[str, Any]
     """``GET /api/health``: ``/readyz``'s verdict in PixelBlend's shape (the model fields only when ready)."""
     if model is None:
         failing = ", ".join(name for name, state in states.items() if state != "ok")
-        model = {
-            "model_loaded": False,
-            "mode": "unavailable",
-            "model_path": "",
-            "message": f"not ready: {failing}",
-        }
+        model = _no_model(f"not ready: {failing}")
     return {"status": "ok" if ready else "unavailable", **model, "services": dict(states)}
 
 

@@ -22,6 +22,7 @@ from typing import IO, Any
 from api import archive
 from api.access import ANONYMOUS, ApiKeys, JobsQuery, Owners, check_id
 from api.backing import LazyProducer, service_name, unavailable_message
+from api.bodies import EngineInfo, Engines
 from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
 from api.views import JobList, JobView, SnapshotList
 from consumer.engines.registry import kind, modes, params_class, validate_job_params
@@ -349,10 +350,8 @@ class JobService:
 
     def engines(self) -> dict[str, Any]:
         reports = self.presence.engines(modes())
-        return {
-            "engines": [engine_entry(mode, reports[mode]) for mode in reports],
-            "limits": self.limits.to_dict(),
-        }
+        entries = [engine_entry(mode, reports[mode]) for mode in reports]
+        return Engines(engines=entries, limits=self.limits.to_dict()).model_dump(by_alias=True)
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
         """Each backing service's state ("ok" or "unavailable"); True when all are ok."""
@@ -382,23 +381,23 @@ def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
     declared = kind(mode)
     cls = declared.params
     available = any(r.get("available") for r in reports)
-    reasons = [str(r.get("reason") or "") for r in reports if not r.get("available")]
-    return {
-        "mode": mode,
-        "title": declared.title,
-        "description": declared.summary,
-        "min_styles": cls.min_styles,
-        "max_styles": cls.max_styles,
-        "parameters": describe(cls),
-        "available": available,
-        "reason": "" if available else (next((r for r in reasons if r), "") or NO_CONSUMER),
-        "random_weights": any(bool(r.get("random_weights")) for r in reports),
-        "models": sorted({str(r["model"]) for r in reports if r.get("model")}),
-        "consumers": len(reports),
-        "losses": declared.losses,
-        "live_snapshots": declared.live_snapshots,
-        "resumes": declared.resumes,
-    }
+    reasons = (str(r["reason"]) for r in reports if not r.get("available") and r.get("reason"))
+    return EngineInfo(
+        mode=mode,
+        title=declared.title,
+        description=declared.summary,
+        min_styles=cls.min_styles,
+        max_styles=cls.max_styles,
+        parameters=describe(cls),
+        available=available,
+        reason="" if available else next(reasons, NO_CONSUMER),
+        random_weights=any(r.get("random_weights") for r in reports),
+        models=sorted({str(r["model"]) for r in reports if r.get("model")}),
+        consumers=len(reports),
+        losses=declared.losses,
+        live_snapshots=declared.live_snapshots,
+        resumes=declared.resumes,
+    ).model_dump(by_alias=True)
 
 
 def params_json(job: Job) -> bytes:
