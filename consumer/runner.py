@@ -100,8 +100,8 @@ class ProgressWriter:
     owns the job) raises :class:`Superseded`.
     """
 
-    def __init__(self, store: Any, job: Job) -> None:
-        self.store, self.job = store, job
+    def __init__(self, store: Any, job: Job, *, clock: Clock = SYSTEM) -> None:
+        self.store, self.job, self.clock = store, job, clock
         self.points: list[dict[str, float]] = []
         self.latest: tuple[int, int] | None = None  # (iteration, total) not written yet
         self.written_at = float("-inf")
@@ -110,7 +110,7 @@ class ProgressWriter:
         if p.losses:
             self.points.append({"iteration": p.iteration, **p.losses})
         self.latest = (p.iteration, p.total)
-        if p.iteration >= p.total or time.monotonic() - self.written_at >= PROGRESS_INTERVAL_S:
+        if p.iteration >= p.total or self.clock.monotonic() - self.written_at >= PROGRESS_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
@@ -120,7 +120,7 @@ class ProgressWriter:
         if not self.store.update_progress(job.id, job.attempt, *self.latest, points=self.points):
             raise Superseded(f"attempt {job.attempt} of job {job.id} was superseded")
         self.points, self.latest = [], None
-        self.written_at = time.monotonic()
+        self.written_at = self.clock.monotonic()
 
 
 class CancelPoll:
@@ -275,6 +275,7 @@ class Runner:
     def _hooks(self, prepared: Prepared) -> Hooks:
         job, store = prepared.job, self.ctx.store
 
+        # Real time, not self.clock: a write throttle, which a test's frozen clock would stop.
         writer = ProgressWriter(store, job)
         iterations = kind(job.mode).iterations  # progress counts optimisation iterations
 

@@ -173,20 +173,24 @@ def progress(iteration: int, total: int = 100) -> Progress:
 
 
 def test_progress_is_batched_and_the_last_iteration_always_written():
-    store = RecordingStore()
-    writer = ProgressWriter(store, JOB)
+    from consumer.runner import PROGRESS_INTERVAL_S
+
+    store, clock = RecordingStore(), FakeClock()
+    writer = ProgressWriter(store, JOB, clock=clock)
     for i in range(1, 101):
         writer.add(progress(i))
-    # The first write goes at once, the rest within the interval are buffered, the last is forced.
-    assert len(store.writes) < 100
-    assert store.writes[-1][:2] == (100, 100)
+        if i == 50:
+            clock.advance(PROGRESS_INTERVAL_S)
+    # The first write goes at once, the rest within the interval are buffered, one goes when the
+    # interval has passed, and the last is forced.
+    assert [w[:2] for w in store.writes] == [(1, 100), (51, 100), (100, 100)]
     written = [point["iteration"] for _, _, points in store.writes for point in points]
     assert written == list(range(1, 101))  # every loss point, once, in order
 
 
 def test_a_flush_writes_what_is_buffered_and_a_refusal_supersedes():
     store = RecordingStore()
-    writer = ProgressWriter(store, JOB)
+    writer = ProgressWriter(store, JOB, clock=FakeClock())
     writer.add(progress(1))
     writer.add(progress(2))  # within the interval: buffered
     writer.flush()
