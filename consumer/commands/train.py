@@ -20,9 +20,10 @@ FLAG_NAMES = {"random_encoder": "--random-weights"}
 
 def register(subparsers: Any) -> None:
     from consumer.training.data import COCO_TRAIN_URL, WIKIART_URL
+    from consumer.training.settings import TrainSettings
 
     train = subparsers.add_parser("train-blend", help="train a blend decoder (AdaIN losses), resumable")
-    add_settings_flags(train)
+    add_model_flags(train, TrainSettings, FLAG_NAMES)
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
@@ -41,12 +42,6 @@ def register(subparsers: Any) -> None:
     )
     data.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: %(default)s)")
     data.set_defaults(func=run_data)
-
-
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    from consumer.training.settings import TrainSettings
-
-    add_model_flags(parser, TrainSettings, FLAG_NAMES)
 
 
 def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel], names: dict[str, str]) -> None:

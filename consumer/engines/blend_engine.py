@@ -317,8 +317,3 @@ def _check_limits(config: EngineConfig) -> None:
         raise ConfigError(
             f"must be at least 0, got {config.blend_cache_size}", field="STYLEQUEUE_BLEND_CACHE_SIZE"
         )
-
-
-def with_model(config: EngineConfig, spec: str) -> EngineConfig:
-    """``config`` with another model location (the CLI's ``--model``)."""
-    return config.model_copy(update={"blend_model": spec, "random_weights": False})

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
 from collections.abc import Callable
 
 import torch
 
 from stylequeue.errors import ConfigError, EngineUnavailable
 
-log = logging.getLogger(__name__)
-_configured = False
 PRECISION_VAR = "STYLEQUEUE_PRECISION"
 
 
@@ -27,15 +25,12 @@ def select_device(spec: str = "auto") -> torch.device:
     return device
 
 
+@functools.cache
 def configure_cuda() -> None:
     """cuDNN autotuning and TF32 matmuls/convolutions: free speed for fixed-size style transfer."""
-    global _configured
-    if _configured:
-        return
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    _configured = True
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -25,11 +25,13 @@ the order they execute.
 
 from __future__ import annotations
 
+import itertools
 import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -74,23 +76,17 @@ class GatysEngine:
     def __init__(self, config: EngineConfig, *, s3: Any | None = None) -> None:
         self.config = config
         self._s3 = s3
-        self._device: torch.device | None = None
-        self._amp: torch.dtype | None | bool = False  # False: not resolved yet
         self._nets: dict[str, VGGFeatures] = {}
         self._lock = threading.Lock()
 
-    @property
+    @cached_property
     def device(self) -> torch.device:
-        if self._device is None:
-            self._device = select_device(self.config.device)
-        return self._device
+        return select_device(self.config.device)
 
-    @property
+    @cached_property
     def amp(self) -> torch.dtype | None:
         """The network's autocast dtype (None: fp32): ``STYLEQUEUE_PRECISION`` on this device."""
-        if self._amp is False:
-            self._amp = autocast_dtype(self.config.precision, self.device)
-        return self._amp  # type: ignore[return-value]
+        return autocast_dtype(self.config.precision, self.device)
 
     @property
     def precision(self) -> str:
@@ -169,11 +165,8 @@ def iterations_left(stages: list[schedule.Stage], done: int) -> list[int]:
     The stages before the one containing ``done`` have none left (a resumed run skips them);
     that one has the rest of its own; the later ones all of theirs.
     """
-    left, first = [], 0
-    for stage in stages:
-        left.append(min(stage.iterations, max(0, first + stage.iterations - done)))
-        first += stage.iterations
-    return left
+    ends = itertools.accumulate(stage.iterations for stage in stages)
+    return [min(stage.iterations, max(0, end - done)) for stage, end in zip(stages, ends, strict=True)]
 
 
 def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
@@ -372,15 +365,16 @@ class GatysRun:
         """
         if iterations == 0:  # resumed at the very end: the checkpoint is the result
             return start.detach()
+        p = self.params
         pixels = start.detach().contiguous().requires_grad_(True)
         evaluation = Evaluation(lambda px: objective(px / 255.0, px), pixels)
         closure = GraphedEvaluation(evaluation) if self.graphed else evaluation
-        optimizer = make_optimizer(self.params, pixels)
+        optimizer = make_optimizer(p, pixels)
         feed = LossFeed(self.device, iterations)
         for _ in range(iterations):
             self.hooks.check_cancel()
             optimizer.step(closure)
-            if self.params.optimizer == "adam":
+            if p.optimizer == "adam":
                 # Adam's fixed-size steps wander outside the displayable range; L-BFGS is left
                 # alone because clamping between its steps would corrupt its curvature history.
                 with torch.no_grad():
@@ -389,7 +383,7 @@ class GatysRun:
             assert evaluation.parts is not None
             feed.push(evaluation.parts, Tick(self.iteration, label, size))
             self._report(feed.ready())
-            if self._snapshot_due():
+            if self.iteration % p.snapshot_every == 0 or self.iteration == p.total_iterations:
                 self._report(feed.drain())  # the record's progress is never behind a snapshot
                 self.hooks.snapshot(self.iteration, self.image(pixels), self._checkpoint(pixels, label))
         self._report(feed.drain())
@@ -401,11 +395,6 @@ class GatysRun:
         if not self.hooks.wants_checkpoints:
             return None
         return Checkpoint(self.iteration, label, im.to_image(pixels.detach() / 255.0))
-
-    def _snapshot_due(self) -> bool:
-        return (
-            self.iteration % self.params.snapshot_every == 0 or self.iteration == self.params.total_iterations
-        )
 
     def _report(self, arrived) -> None:
         """History and a progress record for each iteration whose losses have arrived."""

@@ -13,6 +13,7 @@ right after it runs, exactly as a synchronous loop would.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -80,10 +81,7 @@ class GraphedEvaluation:
         self.graph = torch.cuda.CUDAGraph() if self.pixels.is_cuda else None
         self._warm_up(warmup)
         self.pixels.grad = None  # allocated anew inside the capture (the graph's memory pool)
-        if self.graph is not None:
-            with torch.cuda.graph(self.graph):
-                self.loss = evaluation()
-        else:
+        with torch.cuda.graph(self.graph) if self.graph is not None else contextlib.nullcontext():
             self.loss = evaluation()
         assert self.pixels.grad is not None and evaluation.parts is not None
         self.grad, self.parts = self.pixels.grad, evaluation.parts
@@ -131,8 +129,7 @@ class LossFeed:
 
     def push(self, parts: torch.Tensor, info: Any) -> None:
         """Queue the copy of ``parts`` (a device tensor of three); ``info`` comes back with it."""
-        row = self.host[self._next]
-        row.copy_(parts, non_blocking=self.cuda)
+        self.host[self._next].copy_(parts, non_blocking=self.cuda)
         event = None
         if self.cuda:
             event = torch.cuda.Event()

@@ -29,10 +29,7 @@ class Stage:
 def stage_sizes(final_size: int, min_size: int) -> list[int]:
     """Longest sides from the smallest (≥ ``min_size``) up to ``final_size``, about √2 apart."""
     sizes = [final_size]
-    while True:
-        smaller = round(final_size / GROWTH ** len(sizes))
-        if smaller < min_size:
-            break
+    while (smaller := round(final_size / GROWTH ** len(sizes))) >= min_size:
         sizes.append(smaller)
     return sizes[::-1]
 

@@ -145,22 +145,17 @@ class StyleCache:
                 self.hits += 1
                 return value, True
         value = self.shared.get(key) if self.shared is not None else None
+        hit = value is not None
         with self._lock:
-            self.hits += value is not None
-            self.shared_hits += value is not None
-            self.misses += value is None
-        if value is not None:
-            self.put(key, value)
-            return value, True
-        value = compute()
+            self.hits += hit
+            self.shared_hits += hit
+            self.misses += not hit
+        if value is None:
+            value = compute()
         self.put(key, value)
-        if self.shared is not None:
+        if not hit and self.shared is not None:
             self.shared.put(key, value)
-        return value, False
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        return value, hit
 
     def __len__(self) -> int:
         return len(self._entries)

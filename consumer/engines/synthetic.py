@@ -5,12 +5,12 @@ engine does between iterations: checks for cancellation (so drains, releases and
 as with Gatys), reports progress and, every ``snapshot_every`` steps, hands in a snapshot. The
 slices end on fixed deadlines from the start, so the hooks' own cost (Redis and S3 writes) is
 absorbed and every job runs ``duration_s``, not ``duration_s`` plus overheads. Sleeping, not
-spinning: six of them fit on two cores, so a scale test measures the queue, not the CPU.
+spinning: six of them fit on two cores, and a job costs ``duration_s`` of wall time whatever the
+machine, so a load test measures the queue (assignment, rebalances, commits), not the CPU.
 
-A synthetic job costs ``duration_s`` of wall time whatever the machine, so a load test measures the
-queue (assignment, rebalances, commits) rather than how many cores the engine found. Registered only
-where ``STYLEQUEUE_SYNTHETIC_ENGINE`` is on (:func:`consumer.engines.registry.enabled_modules`); one
-module holds its parameters, its declaration and the engine, since it needs no torch.
+Registered only where ``STYLEQUEUE_SYNTHETIC_ENGINE`` is on
+(:func:`consumer.engines.registry.enabled_modules`); one module holds its parameters, its
+declaration and the engine, since it needs no torch.
 """
 
 from __future__ import annotations
@@ -75,18 +75,15 @@ class SyntheticEngine:
         started = self._clock()
         for step in range(1, params.steps + 1):
             hooks.check_cancel()
-            self._sleep_until(started + params.duration_s * step / params.steps)
+            remaining = started + params.duration_s * step / params.steps - self._clock()
+            if remaining > 0:
+                self._sleep(remaining)
             elapsed = self._clock() - started
             hooks.progress(Progress(step, params.steps, elapsed, stage="sleep", size=image.size))
             if params.snapshot_every and step % params.snapshot_every == 0:
                 hooks.snapshot(step, image)
         elapsed = self._clock() - started
         return EngineResult(image, meta={"synthetic_duration_s": round(elapsed, 3)})
-
-    def _sleep_until(self, deadline: float) -> None:
-        remaining = deadline - self._clock()
-        if remaining > 0:
-            self._sleep(remaining)
 
 
 def create_engine(

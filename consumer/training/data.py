@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import random
+import shutil
 import urllib.error
 import urllib.request
 import zipfile
@@ -140,8 +141,7 @@ def fetch_subset(location: str, count: int, out_dir: Path, *, seed: int = 0) -> 
 def _extract(archive: zipfile.ZipFile, member: str, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.part")
     with archive.open(member) as src, open(tmp, "wb") as dst:
-        while block := src.read(_BUFFER):
-            dst.write(block)
+        shutil.copyfileobj(src, dst, _BUFFER)
     tmp.replace(target)
 
 

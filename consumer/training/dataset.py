@@ -8,9 +8,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from consumer.engines.image import to_tensor
+from consumer.training.data import IMAGE_SUFFIXES
 from stylequeue.errors import ValidationError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
 
 class ImageFolder:
@@ -52,8 +51,5 @@ class ImageFolder:
 
     def _resize_short(self, image: Image.Image) -> Image.Image:
         scale = self.load_size / min(image.size)
-        size = (
-            max(self.crop_size, round(image.width * scale)),
-            max(self.crop_size, round(image.height * scale)),
-        )
+        size = tuple(max(self.crop_size, round(side * scale)) for side in image.size)
         return image.resize(size, Image.Resampling.BILINEAR)

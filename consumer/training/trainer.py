@@ -12,6 +12,7 @@ continues exactly where it stopped (the same images, the same updates).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -53,15 +54,9 @@ class Trainer:
         self.settings = settings
         self.config = config or EngineConfig()
         self.device = devices.select_device(settings.device)
-        self.content = ImageFolder(
-            settings.content_dir,
-            field="content_dir",
-            load_size=settings.load_size,
-            crop_size=settings.crop_size,
-        )
-        self.style = ImageFolder(
-            settings.style_dir, field="style_dir", load_size=settings.load_size, crop_size=settings.crop_size
-        )
+        folder = functools.partial(ImageFolder, load_size=settings.load_size, crop_size=settings.crop_size)
+        self.content = folder(settings.content_dir, field="content_dir")
+        self.style = folder(settings.style_dir, field="style_dir")
         torch.manual_seed(settings.seed)
         self.encoder = self._encoder(s3).to(self.device).eval().requires_grad_(False)
         self.decoder = self._decoder(s3).to(self.device).train()
