@@ -145,13 +145,13 @@ class EngineConfig(Section):
         "file, a TorchScript file, or 'ENCODER.pth,DECODER.pth' (AdaIN pair)",
     )
     blend_cache_size: int = Field(
-        256, description="style statistics kept in memory by the blend engine (LRU)"
+        256, ge=0, description="style statistics kept in memory by the blend engine (LRU)"
     )
     style_cache_ttl_s: int = Field(
-        7 * 86400, description="how long a style's code stays in Redis for every consumer"
+        7 * 86400, ge=1, description="how long a style's code stays in Redis for every consumer"
     )
     blend_max_batch: int = Field(
-        8, description="most blend jobs of one output size decoded in one forward pass"
+        8, ge=1, description="most blend jobs of one output size decoded in one forward pass"
     )
 
 
@@ -167,7 +167,11 @@ class S3Config(Section):
         "", description="endpoint presigned URLs are signed for (default: the endpoint)"
     )
     presign_ttl_s: int = Field(
-        3600, validation_alias="STYLEQUEUE_PRESIGN_TTL_S", description="lifetime of presigned download URLs"
+        3600,
+        ge=1,
+        le=604800,
+        validation_alias="STYLEQUEUE_PRESIGN_TTL_S",
+        description="lifetime of presigned download URLs",
     )
 
 
@@ -175,10 +179,11 @@ class RedisConfig(Section):
     url: str = Field(
         validation_alias="STYLEQUEUE_REDIS_URL", description="Redis URL, e.g. redis://redis:6379/0"
     )
-    snapshot_ttl_s: int = Field(86400, description="how long snapshots stay in Redis")
-    job_ttl_s: int = Field(7 * 86400, description="how long job records stay in Redis")
+    snapshot_ttl_s: int = Field(86400, ge=1, description="how long snapshots stay in Redis")
+    job_ttl_s: int = Field(7 * 86400, ge=1, description="how long job records stay in Redis")
     lease_s: float = Field(
         15.0,
+        gt=0,
         validation_alias="STYLEQUEUE_JOB_LEASE_S",
         description="a running job's lease: no other consumer takes it over before this long without a sign "
         "of life (keep above STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS)",
@@ -194,20 +199,28 @@ class KafkaConfig(Section):
     dead_letter_topic: str = Field("stylequeue.dead-letter", description="failed jobs")
     partitions: int = Field(
         6,
+        ge=1,
         validation_alias="STYLEQUEUE_TOPIC_PARTITIONS",
         description="partitions per job topic (max consumers per mode)",
     )
     replication: int = Field(
-        1, validation_alias="STYLEQUEUE_TOPIC_REPLICATION", description="replication factor of created topics"
+        1,
+        ge=1,
+        validation_alias="STYLEQUEUE_TOPIC_REPLICATION",
+        description="replication factor of created topics",
     )
     group_prefix: str = Field("stylequeue-", description="consumer group = prefix + mode")
     session_timeout_ms: int = Field(
         10000,
+        ge=1,
         validation_alias="STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS",
         description="how soon a dead consumer's jobs move to another",
     )
     heartbeat_interval_ms: int = Field(
-        1000, validation_alias="STYLEQUEUE_KAFKA_HEARTBEAT_MS", description="consumer heartbeat interval"
+        1000,
+        ge=1,
+        validation_alias="STYLEQUEUE_KAFKA_HEARTBEAT_MS",
+        description="consumer heartbeat interval",
     )
     placement: Literal["backlog", "key"] = Field(
         "backlog",
@@ -217,28 +230,34 @@ class KafkaConfig(Section):
 
 
 class ApiConfig(Section):
-    max_file_bytes: int = Field(20 * 2**20, description="largest accepted upload file")
-    max_request_bytes: int = Field(60 * 2**20, description="largest accepted request")
-    max_pixels: int = Field(40_000_000, description="largest decoded image (decompression bombs)")
-    max_form_parts: int = Field(200, description="most parts (fields and files) in one multipart request")
-    max_field_bytes: int = Field(65536, description="largest text field of a multipart request")
+    max_file_bytes: int = Field(20 * 2**20, ge=1, description="largest accepted upload file")
+    max_request_bytes: int = Field(60 * 2**20, ge=1, description="largest accepted request")
+    max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (decompression bombs)")
+    max_form_parts: int = Field(
+        200, ge=1, description="most parts (fields and files) in one multipart request"
+    )
+    max_field_bytes: int = Field(65536, ge=1, description="largest text field of a multipart request")
     header_timeout_s: float = Field(
         10.0,
+        gt=0,
         description="a request's line and headers must arrive within this long of its first byte (else the "
         "connection is closed)",
     )
     body_timeout_s: float = Field(
         60.0,
+        gt=0,
         description="a request body must arrive within this long (else 408); bodies are read in full before "
         "the request is handled",
     )
     max_uploads_per_client: int = Field(
         2,
+        ge=0,
         description="request bodies one client address may be sending at once, per API worker process (0: no "
         "limit); more answer 429",
     )
     trusted_proxies: int = Field(
         0,
+        ge=0,
         description="reverse proxies in front of the API whose X-Forwarded-For names the client (compose: 1)",
     )
     api_keys: str = Field(
@@ -257,6 +276,7 @@ class ApiConfig(Section):
     )
     max_active_jobs_per_key: int = Field(
         0,
+        ge=0,
         description="queued or running jobs one API key may have (0: no quota); a submission past it gets 429",
     )
     cors_origins: str = Field(
@@ -270,10 +290,11 @@ class ApiConfig(Section):
         description="address gunicorn listens on (host:port)",
     )
     workers: int = Field(
-        2, validation_alias="STYLEQUEUE_API_WORKERS", description="gunicorn worker processes"
+        2, ge=1, validation_alias="STYLEQUEUE_API_WORKERS", description="gunicorn worker processes"
     )
     threads: int = Field(
         4,
+        ge=1,
         validation_alias="STYLEQUEUE_API_THREADS",
         description="threads per gunicorn worker (slow uploads overlap)",
     )
@@ -283,27 +304,30 @@ class ApiConfig(Section):
     )
     compat_wait_s: float = Field(
         60.0,
+        ge=0,
         description="how long a seed route waits for its job; after that it answers 202 with the job's URL",
     )
 
 
 class WorkerConfig(Section):
-    max_attempts: int = Field(3, description="tries of a job before it is dead-lettered")
+    max_attempts: int = Field(3, ge=1, description="tries of a job before it is dead-lettered")
     blend_batch: int = Field(
         8,
+        ge=1,
         description="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
     )
-    metrics_port: int = Field(0, description="consumer /metrics port (0: off)")
+    metrics_port: int = Field(0, ge=0, le=65535, description="consumer /metrics port (0: off)")
     metrics_addr: str = Field(
         "127.0.0.1",
         description="address the consumer /metrics server binds (loopback unless set, e.g. 0.0.0.0 in compose)",
     )
     retry_backoff_s: float = Field(
-        5.0, description="wait before a failed job's first retry (doubles each retry)"
+        5.0, ge=0, description="wait before a failed job's first retry (doubles each retry)"
     )
-    retry_backoff_max_s: float = Field(300.0, description="longest wait before a retry")
+    retry_backoff_max_s: float = Field(300.0, ge=0, description="longest wait before a retry")
     stall_s: float = Field(
         900.0,
+        gt=0,
         validation_alias="STYLEQUEUE_JOB_STALL_S",
         description="a job silent this long (no progress, snapshot or cancel check) ends its consumer",
     )
@@ -324,18 +348,21 @@ class ReconcilerConfig(Section):
 
     model_config = SettingsConfigDict(env_prefix="STYLEQUEUE_RECONCILE_")
 
-    interval_s: float = Field(5.0, description="seconds between reconciliation passes")
+    interval_s: float = Field(5.0, gt=0, description="seconds between reconciliation passes")
     grace_s: float = Field(
         15.0,
+        ge=0,
         description="a queued job unpublished this long, or a message the broker lost, is published again",
     )
     sweep_interval_s: float = Field(
         60.0,
+        ge=0,
         description="seconds between sweeps of the S3 bucket for job folders without a record (at once "
         "after Redis lost its data)",
     )
     orphan_age_s: float = Field(
         3600.0,
+        ge=0,
         validation_alias="STYLEQUEUE_ORPHAN_AGE_S",
         description="S3 job folders without a Redis record this old are removed",
     )

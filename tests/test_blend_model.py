@@ -164,7 +164,10 @@ def test_random_weights_are_seeded_and_reported(blend_config):
     assert result.meta["random_weights"] is True
 
 
-def test_bad_engine_limits_name_the_variable(blend_config):
-    with pytest.raises(ConfigError) as info:
-        create_engine(blend_config.model_copy(update={"blend_max_batch": 0}))
+def test_bad_engine_limits_name_the_variable():
+    from stylequeue.config import EngineConfig, load
+
+    with pytest.raises(ConfigError) as info:  # refused when the settings load, before any engine
+        load(EngineConfig, {"STYLEQUEUE_BLEND_MAX_BATCH": "0"})
     assert info.value.field == "STYLEQUEUE_BLEND_MAX_BATCH"
+    assert str(info.value).endswith("must be at least 1, got 0")

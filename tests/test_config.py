@@ -101,6 +101,26 @@ def test_malformed_variable_is_named(section, environ, variable):
     assert repr(list(environ.values())[-1]) in str(info.value)  # the malformed value is the last
 
 
+@pytest.mark.parametrize(
+    ("section", "environ", "message"),
+    [
+        (
+            KafkaConfig,
+            {"STYLEQUEUE_KAFKA_BOOTSTRAP": "k", "STYLEQUEUE_TOPIC_PARTITIONS": "0"},
+            "at least 1, got 0",
+        ),
+        (RedisConfig, {"STYLEQUEUE_REDIS_URL": "r", "STYLEQUEUE_JOB_LEASE_S": "0"}, "greater than 0, got 0"),
+        (ApiConfig, {"STYLEQUEUE_API_WORKERS": "0"}, "at least 1, got 0"),
+        (EngineConfig, {"STYLEQUEUE_BLEND_CACHE_SIZE": "-1"}, "at least 0, got -1"),
+    ],
+)
+def test_a_value_out_of_its_declared_range_is_refused_naming_the_variable(section, environ, message):
+    with pytest.raises(ConfigError) as info:
+        load(section, environ)
+    assert info.value.field == list(environ)[-1]
+    assert str(info.value).endswith(message)
+
+
 def test_describe_gives_variable_default_and_help():
     rows = {row["env"]: row for row in describe(S3Config)}
     assert rows["STYLEQUEUE_S3_BUCKET"]["default"] == "stylequeue"

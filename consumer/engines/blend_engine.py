@@ -295,7 +295,6 @@ def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | N
     ``redis`` (a redis-py client) shares style codes between consumers; without it each process
     keeps its own.
     """
-    _check_limits(config)
     try:
         device = devices.select_device(config.device)
         model = load_blend_model(config, s3=s3).to(device, devices.memory_format(device))
@@ -306,14 +305,3 @@ def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | N
     if redis is not None and model.source.identity:
         shared = SharedCodes(redis, model.source.identity, ttl_s=config.style_cache_ttl_s, device=device)
     return BlendEngine(config, model, device, shared=shared)
-
-
-def _check_limits(config: EngineConfig) -> None:
-    if config.blend_max_batch < 1:
-        raise ConfigError(
-            f"must be at least 1, got {config.blend_max_batch}", field="STYLEQUEUE_BLEND_MAX_BATCH"
-        )
-    if config.blend_cache_size < 0:
-        raise ConfigError(
-            f"must be at least 0, got {config.blend_cache_size}", field="STYLEQUEUE_BLEND_CACHE_SIZE"
-        )
