@@ -6,8 +6,6 @@ S3 connection pools must not be shared across processes. They connect on first u
 here provisions (``stylequeue provision`` does), so a worker boots while a backing service is down.
 """
 
-import os
-
 from stylequeue.config import ApiConfig, load
 
 _api = load(ApiConfig)
@@ -35,17 +33,13 @@ control_socket_disable = True
 
 def child_exit(server, worker):
     """Drop a dead worker's live gauges from the multiprocess metrics (prometheus-client's rule)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    from stylequeue import metrics
 
-        multiprocess.mark_process_dead(worker.pid)
+    metrics.mark_worker_dead(worker.pid)
 
 
 def on_starting(server):
-    """The master, before any worker: empty the multiprocess metrics folder.
-
-    Files of a previous run belong to dead pids; summed in, counters would jump and live gauges lie.
-    """
+    """The master, before any worker: empty the multiprocess metrics folder (of dead pids)."""
     from stylequeue import metrics
 
     metrics.reset_multiprocess_dir()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,25 +50,23 @@ class ClientSlots:
     def __init__(self, limit: int, wait_s: float = SLOT_WAIT_S) -> None:
         self.limit = limit
         self.wait_s = wait_s
-        self._active: dict[str, int] = {}
+        self._active: Counter[str] = Counter()
         self._freed = threading.Condition()
 
     def acquire(self, client: str) -> bool:
         with self._freed:
             if self.limit and not self._freed.wait_for(
-                lambda: self._active.get(client, 0) < self.limit, timeout=self.wait_s
+                lambda: self._active[client] < self.limit, timeout=self.wait_s
             ):
                 return False
-            self._active[client] = self._active.get(client, 0) + 1
+            self._active[client] += 1
             return True
 
     def release(self, client: str) -> None:
         with self._freed:
-            count = self._active.get(client, 1) - 1
-            if count > 0:
-                self._active[client] = count
-            else:
-                self._active.pop(client, None)
+            self._active[client] -= 1
+            if self._active[client] <= 0:
+                del self._active[client]
             self._freed.notify_all()
 
 
@@ -86,9 +85,7 @@ def declared_length(environ: dict) -> int | None:
 
 
 def has_body(environ: dict) -> bool:
-    length = declared_length(environ)
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    return chunked or bool(length)
+    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() or bool(declared_length(environ))
 
 
 class BodyBuffer:

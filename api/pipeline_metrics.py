@@ -7,6 +7,7 @@ Only the API serves these, so they live here rather than beside the metric defin
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -24,11 +25,8 @@ def make_lag_reader(cfg: Any, modes: Iterable[str]) -> KafkaLagReader:
     from stylequeue import bus  # imports kafka: only processes that read lag need it
 
     targets = {mode: (bus.group_for(cfg, mode), bus.topic_for(cfg, mode)) for mode in modes}
-
-    def admin() -> Any:
-        # Short timeouts: a scrape must fail fast rather than hang past Prometheus' scrape timeout.
-        return bus.make_admin(cfg, client_id="stylequeue-metrics", timeout_ms=3000)
-
+    # Short timeouts: a scrape must fail fast rather than hang past Prometheus' scrape timeout.
+    admin = functools.partial(bus.make_admin, cfg, client_id="stylequeue-metrics", timeout_ms=3000)
     return KafkaLagReader(admin, targets)
 
 

@@ -21,22 +21,6 @@ from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from api.uploads import BadRequest, TooLarge
 
-PARTS_SETTING = "STYLEQUEUE_MAX_FORM_PARTS"
-FIELD_SETTING = "STYLEQUEUE_MAX_FIELD_BYTES"
-REQUEST_SETTING = "STYLEQUEUE_MAX_REQUEST_BYTES"
-
-
-def too_many_parts(count: int, limit: int) -> TooLarge:
-    return TooLarge(f"the form has {count} parts; the limit is {limit} ({PARTS_SETTING})")
-
-
-def field_too_large(limit: int) -> TooLarge:
-    return TooLarge(f"a text field is larger than the limit of {limit} bytes ({FIELD_SETTING})")
-
-
-def request_too_large(limit: int) -> TooLarge:
-    return TooLarge(f"the request is larger than the limit of {limit} bytes ({REQUEST_SETTING})")
-
 
 class LimitedFormParser(FormDataParser):
     """Multipart parsing with the part count and the text-field size checked separately.
@@ -62,10 +46,14 @@ class LimitedFormParser(FormDataParser):
         try:
             form, files = parser.parse(stream, boundary, content_length)
         except RequestEntityTooLarge:
-            raise field_too_large(self.max_form_memory_size or 0) from None
+            limit = self.max_form_memory_size or 0
+            raise TooLarge(
+                f"a text field is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_FIELD_BYTES)"
+            ) from None
         count = _count(form) + _count(files)
         if self.max_form_parts is not None and count > self.max_form_parts:
-            raise too_many_parts(count, self.max_form_parts)
+            limit = self.max_form_parts
+            raise TooLarge(f"the form has {count} parts; the limit is {limit} (STYLEQUEUE_MAX_FORM_PARTS)")
         if None in form or None in files or "" in form or "" in files:
             raise BadRequest('a multipart part has no name (Content-Disposition: form-data; name="…")')
         return stream, form, files

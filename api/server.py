@@ -74,25 +74,15 @@ class DeadlineSocket(socket.socket):
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.deadline is None:
             return super().recv(bufsize, flags)
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            # Past the deadline, only what has already arrived is read, never waited for: gunicorn
-            # drains a closing connection on its main thread (up to 2 s each), which a client that
-            # keeps trickling would otherwise turn into a stall of the whole worker.
-            # (A socket timeout would make Python wait for data before reading: 0 means none.)
-            previous = self.gettimeout()
-            self.settimeout(0.0)
-            try:
-                return super().recv(bufsize, flags)
-            except BlockingIOError:
-                raise ReadDeadline() from None
-            finally:
-                self.settimeout(previous)
+        # Past the deadline, only what has already arrived is read, never waited for: gunicorn
+        # drains a closing connection on its main thread (up to 2 s each), which a client that
+        # keeps trickling would otherwise turn into a stall of the whole worker.
+        # (A socket timeout would make Python wait for data before reading: 0 means none.)
         previous = self.gettimeout()
-        self.settimeout(remaining)
+        self.settimeout(max(0.0, self.deadline - time.monotonic()))
         try:
             return super().recv(bufsize, flags)
-        except TimeoutError:
+        except (BlockingIOError, TimeoutError):  # timeout 0: no data yet; else the deadline passed
             raise ReadDeadline() from None
         finally:
             self.settimeout(previous)
@@ -106,9 +96,7 @@ class DeadlineSocket(socket.socket):
 def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
     code = GUNICORN_CODES.get(status, "error")
-    text = message or reason
-    if status >= 500:
-        text = "internal server error"
+    text = "internal server error" if status >= 500 else message or reason
     body = json.dumps({"error": {"code": code, "message": text, "field": None}}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip

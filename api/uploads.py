@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import IO
 
 import numpy as np
@@ -65,12 +65,7 @@ class Limits:
         return cls(cfg.max_file_bytes, cfg.max_request_bytes, cfg.max_pixels)
 
     def to_dict(self) -> dict:
-        return {
-            "max_file_bytes": self.max_file_bytes,
-            "max_request_bytes": self.max_request_bytes,
-            "max_pixels": self.max_pixels,
-            "formats": sorted(FORMATS.values()),
-        }
+        return {**asdict(self), "formats": sorted(FORMATS.values())}
 
 
 # EXIF orientation values that leave the image as it is stored.
@@ -152,10 +147,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64)
         eight = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
         return Image.fromarray(eight).convert("RGB")
-    if image.mode == "P":
-        # Palette images may carry transparency; go through RGBA so it is composited like alpha.
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    # Palette images may carry transparency; they go through RGBA so it is composited like alpha.
+    if image.mode in ("P", "RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")

@@ -13,6 +13,7 @@ Nothing here is meant for production: the broker and S3 keep everything in memor
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -57,14 +58,15 @@ class Running:
     def exit_code(self) -> int | None:
         return self.process.poll()
 
-    def _end(self, timeout: float) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
         stop_process(self.process, timeout)
         if self.logfile is not None:
             self.logfile.close()
 
 
 @dataclass
-class Service(Running):
+class Service(Running, contextlib.AbstractContextManager):
     """A running child-process service; ``url`` is what clients connect to."""
 
     name: str
@@ -85,8 +87,7 @@ class Service(Running):
         self.process, self.logfile, self.workdir = fresh.process, fresh.logfile, fresh.workdir
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
-        self._end(timeout)
+        super().stop(timeout)
         if self.workdir is not None:
             self.workdir.cleanup()
             self.workdir = None
@@ -97,9 +98,6 @@ class Service(Running):
             return ""
         self.logfile.flush()
         return Path(self.logfile.name).read_bytes()[-limit:].decode(errors="replace")
-
-    def __enter__(self) -> Service:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -265,7 +263,7 @@ def _http_ok(url: str) -> bool:
 
 
 @dataclass
-class Services:
+class Services(contextlib.AbstractContextManager):
     """Broker, Redis and S3 started together; ``env()`` gives the variables clients need."""
 
     kafka: Service
@@ -279,9 +277,6 @@ class Services:
         for service in (self.kafka, self.redis, self.s3):
             service.stop()
 
-    def __enter__(self) -> Services:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
@@ -291,21 +286,16 @@ def start_services(
 ) -> Services:
     """Start broker, Redis (persistent under ``state_dir/redis`` when given) and S3; stops the ones
     already up if a later one fails."""
-    started: list[Service] = []
     redis_state = Path(state_dir) / "redis" if state_dir is not None else None
     starters = (
         (start_broker, kafka_port),
         (lambda port: start_redis(port, state_dir=redis_state), redis_port),
         (start_s3, s3_port),
     )
-    try:
-        for start, port in starters:
-            started.append(start(port))
-    except BaseException:
-        for service in started:
-            service.stop()
-        raise
-    return Services(*started)
+    with contextlib.ExitStack() as running:
+        services = Services(*(running.enter_context(start(port)) for start, port in starters))
+        running.pop_all()  # all three are up: from here on the caller stops them
+    return services
 
 
 def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> dict[str, str]:
@@ -384,9 +374,6 @@ class Child(Running):
         self.stop(timeout=5)
         fresh = self.respawn()
         self.process, self.logfile = fresh.process, fresh.logfile
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._end(timeout)
 
 
 class Stack:

@@ -35,9 +35,7 @@ class ConfigError(StylequeueError):
     """An environment variable is missing or malformed; ``field`` is the variable's name."""
 
     code = "config"
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
+    __str__ = ValidationError.__str__  # "VARIABLE: message"
 
 
 class ArtifactError(StylequeueError):

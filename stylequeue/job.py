@@ -147,7 +147,11 @@ class Job:
                 id=data["id"],
                 mode=data["mode"],
                 params=dict(data.get("params") or {}),
-                inputs=_inputs(data["inputs"]),
+                inputs=Inputs(
+                    data["inputs"]["content"],
+                    tuple(data["inputs"]["styles"]),
+                    data["inputs"].get("init_image"),
+                ),
                 status=Status(data.get("status", Status.QUEUED)),
                 attempt=int(data.get("attempt", 0)),
                 releases=int(data.get("releases", 0)),
@@ -168,14 +172,6 @@ class Job:
     @classmethod
     def from_json(cls, text: str | bytes) -> Job:
         return cls.from_dict(json.loads(text))
-
-
-def _inputs(data: dict[str, Any]) -> Inputs:
-    return Inputs(
-        content=data["content"],
-        styles=tuple(data["styles"]),
-        init_image=data.get("init_image"),
-    )
 
 
 def object_keys(job_id: str, attempt: int | None = None) -> dict[str, str]:

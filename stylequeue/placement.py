@@ -22,6 +22,7 @@ workers each balance their own sends on the same readings.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -138,9 +139,7 @@ def kafka_lag_source(cfg: Any) -> LagSource:
     from stylequeue.lag import KafkaLagReader
 
     readers: dict[str, KafkaLagReader] = {}
-
-    def admin() -> Any:
-        return bus.make_admin(cfg, client_id="stylequeue-placement", timeout_ms=3000)
+    admin = functools.partial(bus.make_admin, cfg, client_id="stylequeue-placement", timeout_ms=3000)
 
     def read(topic: str) -> dict[int, int]:
         if topic not in readers:

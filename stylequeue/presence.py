@@ -50,10 +50,8 @@ class Presence:
     def live(self, mode: str) -> list[dict[str, Any]]:
         """``mode``'s unexpired reports, sorted by consumer id; expired ones are deleted."""
         now = self.clock.now()
-        live, dead = [], []
-        for consumer_id, raw in self.redis.hgetall(self.key(mode)).items():
-            entry = json.loads(raw)
-            (live if entry.get("expires_at", 0) > now else dead).append((consumer_id, entry))
+        entries = {cid: json.loads(raw) for cid, raw in self.redis.hgetall(self.key(mode)).items()}
+        dead = [cid for cid, entry in entries.items() if entry.get("expires_at", 0) <= now]
         if dead:
-            self.redis.hdel(self.key(mode), *(cid for cid, _ in dead))
-        return [entry for _, entry in sorted(live, key=lambda item: item[0])]
+            self.redis.hdel(self.key(mode), *dead)
+        return [entries[cid] for cid in sorted(entries) if cid not in dead]

@@ -24,10 +24,6 @@ CONFIG = HERE / "prometheus.yml"
 DISCOVERY_KEYS = ("static_configs", "dns_sd_configs", "file_sd_configs")
 
 
-def load(path: Path = CONFIG) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
-
-
 def render(
     targets: Mapping[str, Sequence[str]], *, interval: str = "1s", config: Path = CONFIG
 ) -> dict[str, Any]:
@@ -36,7 +32,7 @@ def render(
     Rule files become absolute paths (the rendered file is written elsewhere). An unknown job
     name is an error, so a renamed scrape job cannot silently leave a test without data.
     """
-    base = load(config)
+    base = yaml.safe_load(config.read_text())
     jobs = {job["job_name"]: job for job in base["scrape_configs"]}
     unknown = sorted(set(targets) - set(jobs))
     if unknown:
