@@ -29,12 +29,21 @@ COMMAND_MODULES = (
 
 
 def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    return _parsers(modules)[0]
+
+
+def commands(modules: tuple[str, ...] = COMMAND_MODULES) -> dict[str, argparse.ArgumentParser]:
+    """Each sub-command's parser by name (``stylequeue NAME``): its flags and help, for docs and tests."""
+    return _parsers(modules)[1]
+
+
+def _parsers(modules: tuple[str, ...]) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="stylequeue", description="Neural style transfer job queue.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING …")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in modules:
         importlib.import_module(name).register(subparsers)
-    return parser
+    return parser, dict(subparsers.choices)
 
 
 def main(argv: list[str] | None = None, *, modules: tuple[str, ...] = COMMAND_MODULES) -> int:

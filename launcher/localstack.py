@@ -469,7 +469,7 @@ class Stack:
 
     def start_consumer(self, mode: str, **extra_env: str) -> Child:
         """Start one more consumer for ``mode`` (tests use this to add and kill consumers)."""
-        index = sum(1 for c in self.children if c.name.startswith(f"consumer-{mode}"))
+        index = len(self.consumers(mode))
         port = free_port() if self.options.metrics_ports else 0
         env = self.child_env(
             STYLEQUEUE_METRICS_PORT=str(port), **{**self.options.mode_env.get(mode, {}), **extra_env}

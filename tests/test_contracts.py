@@ -29,7 +29,7 @@ from stylequeue.errors import ValidationError
 
 doc = openapi.document()
 form = doc["components"]["schemas"]["GatysForm"]["properties"]
-gatys = cli.build_parser()._subparsers._group_actions[0].choices["gatys"]
+gatys = cli.commands()["gatys"]
 help_text = gatys.format_help()
 try:
     registry.validate_job_params("gatys", {"image_size": "1500"}, 1)
