@@ -196,7 +196,7 @@ class Reconciler:
         redis = self.store.redis
         ids = {raw.decode() for raw in redis.hkeys(self._key(OUTBOX_KEY))}
         for mode in self.modes:
-            ids.update(raw.decode() for raw in redis.zrange(self._key(f"queue:{mode}"), 0, -1))
+            ids.update(raw.decode() for raw in redis.zrange(self.store.key("queue", mode), 0, -1))
         return ids
 
     def _reconcile(self, job_id: str, broker: BrokerView) -> None:
@@ -207,7 +207,7 @@ class Reconciler:
             job = self.store.get(job_id)
         except NotFound:  # the record expired or was never completed (a Redis error ends the pass)
             job = None
-        leased = bool(redis.exists(self._key(f"lease:{job_id}")))
+        leased = bool(redis.exists(self.store.key("lease", job_id)))
         view = None
         if published is not None and job is not None:
             checked_at = self._verified.get(job_id, (None, 0.0))
@@ -231,7 +231,7 @@ class Reconciler:
         submission that never got as far as its ``params.json``, remove the folder once old."""
         now = self.clock.now()
         for job_id, (modified, keys) in self.storage.job_folders().items():
-            if self.store.redis.exists(self._key(f"job:{job_id}")):
+            if self.store.redis.exists(self.store.key("job", job_id)):
                 continue
             if object_keys(job_id)["params"] in keys:
                 self._rebuild(job_id, keys)

@@ -130,12 +130,9 @@ class StatusStore:
         """A store on a new client for ``cfg.url``."""
         return cls(make_redis(cfg), cfg)
 
-    def _key(self, kind: str, name: str) -> str:
-        return f"{self.prefix}{kind}:{name}"
-
     def key(self, kind: str, name: str) -> str:
-        """The Redis key of ``kind`` (job, lease, snaps …, see above) for ``name``: for tools and tests."""
-        return self._key(kind, name)
+        """The Redis key of ``kind`` (job, lease, snaps …, see above) for ``name``."""
+        return f"{self.prefix}{kind}:{name}"
 
     def ping(self) -> None:
         self.redis.ping()
@@ -144,13 +141,13 @@ class StatusStore:
 
     def create(self, job: Job) -> None:
         """Store a new record; Conflict if the id exists already."""
-        if not self.redis.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s, nx=True):
+        if not self.redis.set(self.key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s, nx=True):
             raise Conflict(f"job {job.id} exists already", field="id")
         if job.status is Status.QUEUED:
-            self.redis.zadd(self._key("queue", job.mode), {job.id: self.clock.now()})
+            self.redis.zadd(self.key("queue", job.mode), {job.id: self.clock.now()})
 
     def get(self, job_id: str) -> Job:
-        raw = self.redis.get(self._key("job", job_id))
+        raw = self.redis.get(self.key("job", job_id))
         if raw is None:
             raise NotFound(f"no job {job_id!r}", field="job_id")
         return Job.from_json(raw)
@@ -158,8 +155,8 @@ class StatusStore:
     def discard(self, job: Job) -> None:
         """Remove every trace of ``job`` (undoing a submission whose publish failed)."""
         names = ("job", "losses", "snaps", "checkpoint", "cancel", "lease")
-        self.redis.delete(*(self._key(kind, job.id) for kind in names))
-        self.redis.zrem(self._key("queue", job.mode), job.id)
+        self.redis.delete(*(self.key(kind, job.id) for kind in names))
+        self.redis.zrem(self.key("queue", job.mode), job.id)
 
     def _update(self, job_id: str, change: Change, extra: Extra | None = None) -> Job | None:
         """Compare-and-set: apply ``change`` to the current record unless it returns None.
@@ -168,7 +165,7 @@ class StatusStore:
         between read and write makes Redis abort the transaction, and the change is re-decided
         on the fresh record.
         """
-        key = self._key("job", job_id)
+        key = self.key("job", job_id)
 
         def decide(pipe: Any) -> tuple[Extra, Job] | None:
             new = change(self._read(pipe, job_id))
@@ -206,7 +203,7 @@ class StatusStore:
         return self.redis.transaction(run, *keys, value_from_callable=True)
 
     def _read(self, pipe: Any, job_id: str) -> Job:
-        raw = pipe.get(self._key("job", job_id))
+        raw = pipe.get(self.key("job", job_id))
         if raw is None:
             raise NotFound(f"no job {job_id!r}", field="job_id")
         return Job.from_json(raw)
@@ -234,7 +231,7 @@ class StatusStore:
         snapshots are kept up to the latest checkpoint and the rest dropped (:class:`Carry`);
         the record's ``resumed_from`` says where the new attempt starts.
         """
-        key, lease = self._key("job", job_id), self._key("lease", job_id)
+        key, lease = self.key("job", job_id), self.key("lease", job_id)
 
         def decide(pipe: Any) -> tuple[Extra | None, Job | Deferred] | None:
             job = self._read(pipe, job_id)
@@ -262,7 +259,7 @@ class StatusStore:
     def _wait(self, pipe: Any, job: Job) -> Deferred | None:
         """Why ``job`` may not be claimed now, and for how long; None when it may."""
         if job.status is Status.RUNNING:
-            left_ms = pipe.pttl(self._key("lease", job.id))
+            left_ms = pipe.pttl(self.key("lease", job.id))
             if left_ms > 0 or left_ms == -1:  # -1: a lease without expiry, which claim never writes
                 return Deferred(LEASED, max(left_ms, 0) / 1000, job.attempt)
         elif job.retry_at is not None:
@@ -275,20 +272,20 @@ class StatusStore:
         """Read what a claim decides on: the checkpoint's place (not its image) and, with one,
         the loss points' and snapshots' iterations."""
         attempt, iteration, stage = pipe.hmget(
-            self._key("checkpoint", job_id), "attempt", "iteration", "stage"
+            self.key("checkpoint", job_id), "attempt", "iteration", "stage"
         )
         if iteration is None:
             return Carry()
         checkpoint = Resumed(int(attempt), int(iteration), (stage or b"").decode())
-        points = [json.loads(raw)["iteration"] for raw in pipe.lrange(self._key("losses", job_id), 0, -1)]
-        return plan_carry(checkpoint, points, (int(i) for i in pipe.hkeys(self._key("snaps", job_id))))
+        points = [json.loads(raw)["iteration"] for raw in pipe.lrange(self.key("losses", job_id), 0, -1)]
+        return plan_carry(checkpoint, points, (int(i) for i in pipe.hkeys(self.key("snaps", job_id))))
 
     def _claim_writes(self, key: str, lease: str, carry: Carry) -> Extra:
         def write(pipe: Any, job: Job) -> None:
-            losses, snaps = self._key("losses", job.id), self._key("snaps", job.id)
+            losses, snaps = self.key("losses", job.id), self.key("snaps", job.id)
             pipe.set(key, job.to_json(), ex=self.cfg.job_ttl_s)
             pipe.set(lease, str(job.attempt), px=self._lease_ms)
-            pipe.zrem(self._key("queue", job.mode), job.id)
+            pipe.zrem(self.key("queue", job.mode), job.id)
             if carry.losses:
                 pipe.ltrim(losses, 0, carry.losses - 1)
             else:
@@ -306,7 +303,7 @@ class StatusStore:
 
     def touch(self, job_id: str, attempt: int) -> bool:
         """Renew the lease of the running ``attempt`` (a sign of life); False if fenced off."""
-        key, lease = self._key("job", job_id), self._key("lease", job_id)
+        key, lease = self.key("job", job_id), self.key("lease", job_id)
 
         def decide(pipe: Any) -> tuple[Extra, bool] | None:
             job = self._read(pipe, job_id)
@@ -332,8 +329,8 @@ class StatusStore:
 
     def _back_to_queue(self, job_id: str, attempt: int, change: Callable[[Job], Job]) -> bool:
         def extra(pipe: Any, job: Job) -> None:
-            pipe.zadd(self._key("queue", job.mode), {job.id: self.clock.now()})
-            pipe.delete(self._key("lease", job.id))
+            pipe.zadd(self.key("queue", job.mode), {job.id: self.clock.now()})
+            pipe.delete(self.key("lease", job.id))
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
@@ -357,9 +354,9 @@ class StatusStore:
             encoded.append(json.dumps({"iteration": int(iteration), **losses}))
 
         def extra(pipe: Any, job: Job) -> None:
-            pipe.set(self._key("lease", job.id), str(attempt), px=self._lease_ms)  # a sign of life
+            pipe.set(self.key("lease", job.id), str(attempt), px=self._lease_ms)  # a sign of life
             if encoded:
-                key = self._key("losses", job.id)
+                key = self.key("losses", job.id)
                 pipe.rpush(key, *encoded)
                 pipe.expire(key, self.cfg.job_ttl_s)
 
@@ -382,7 +379,7 @@ class StatusStore:
         """
 
         def extra(pipe: Any, job: Job) -> None:
-            key = self._key("snaps", job.id)
+            key = self.key("snaps", job.id)
             pipe.hset(key, str(int(iteration)), jpeg)
             pipe.expire(key, self.cfg.snapshot_ttl_s)
             if checkpoint is not None:
@@ -395,7 +392,7 @@ class StatusStore:
 
     def _put_checkpoint(self, pipe: Any, job_id: str, checkpoint: StoredCheckpoint) -> None:
         # As long as the record: a job retried after a long backoff still resumes.
-        key = self._key("checkpoint", job_id)
+        key = self.key("checkpoint", job_id)
         width, height = checkpoint.size
         place = {"attempt": checkpoint.attempt, "iteration": checkpoint.iteration, "stage": checkpoint.stage}
         pipe.hset(key, mapping={**place, "width": width, "height": height, "rgb": checkpoint.rgb})
@@ -403,7 +400,7 @@ class StatusStore:
 
     def checkpoint(self, job_id: str) -> StoredCheckpoint | None:
         """The job's latest checkpoint (None: no attempt has written one, or the job ended)."""
-        data = self.redis.hgetall(self._key("checkpoint", job_id))
+        data = self.redis.hgetall(self.key("checkpoint", job_id))
         if not data:
             return None
         size = (int(data[b"width"]), int(data[b"height"]))
@@ -438,11 +435,9 @@ class StatusStore:
             )
 
         def extra(pipe: Any, job: Job) -> None:
-            pipe.zrem(self._key("queue", job.mode), job.id)
+            pipe.zrem(self.key("queue", job.mode), job.id)
             # An ended job is never resumed: its checkpoint (an image per job) goes now.
-            pipe.delete(
-                self._key("cancel", job.id), self._key("lease", job.id), self._key("checkpoint", job.id)
-            )
+            pipe.delete(self.key("cancel", job.id), self.key("lease", job.id), self.key("checkpoint", job.id))
 
         return self._update(job_id, self._fenced(attempt, change), extra) is not None
 
@@ -456,7 +451,7 @@ class StatusStore:
         afterwards. Conflict if the job already succeeded or failed; cancelling a cancelled job
         is a no-op.
         """
-        key = self._key("job", job_id)
+        key = self.key("job", job_id)
 
         def decide(pipe: Any) -> tuple[Extra | None, Job]:
             job = self._read(pipe, job_id)
@@ -471,42 +466,42 @@ class StatusStore:
         return self._transaction([key], decide)
 
     def _cancel_queued(self, pipe: Any, job: Job) -> None:
-        pipe.set(self._key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s)
-        pipe.zrem(self._key("queue", job.mode), job.id)
-        pipe.delete(self._key("checkpoint", job.id))  # a retry's, never to be resumed now
+        pipe.set(self.key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s)
+        pipe.zrem(self.key("queue", job.mode), job.id)
+        pipe.delete(self.key("checkpoint", job.id))  # a retry's, never to be resumed now
 
     def _flag_cancel(self, pipe: Any, job: Job) -> None:
         # The flag outlives a retry's requeue: the next attempt sees it and stops at once.
-        pipe.set(self._key("cancel", job.id), b"1", ex=self.cfg.job_ttl_s)
+        pipe.set(self.key("cancel", job.id), b"1", ex=self.cfg.job_ttl_s)
 
     def cancel_requested(self, job_id: str) -> bool:
-        return bool(self.redis.exists(self._key("cancel", job_id)))
+        return bool(self.redis.exists(self.key("cancel", job_id)))
 
     # -- what a client polls ---------------------------------------------------------------
 
     def snapshot(self, job_id: str, iteration: int) -> bytes:
-        data = self.redis.hget(self._key("snaps", job_id), str(int(iteration)))
+        data = self.redis.hget(self.key("snaps", job_id), str(int(iteration)))
         if data is None:
             raise NotFound(f"no snapshot at iteration {iteration} of job {job_id!r}", field="iteration")
         return data
 
     def snapshots(self, job_id: str) -> dict[int, bytes]:
         """Every snapshot still in Redis, iteration → JPEG (a resumed attempt carries them on)."""
-        return {int(i): data for i, data in self.redis.hgetall(self._key("snaps", job_id)).items()}
+        return {int(i): data for i, data in self.redis.hgetall(self.key("snaps", job_id)).items()}
 
     def snapshot_iterations(self, job_id: str) -> list[int]:
-        return sorted(int(i) for i in self.redis.hkeys(self._key("snaps", job_id)))
+        return sorted(int(i) for i in self.redis.hkeys(self.key("snaps", job_id)))
 
     def losses(self, job_id: str) -> list[dict[str, Any]]:
-        return [json.loads(raw) for raw in self.redis.lrange(self._key("losses", job_id), 0, -1)]
+        return [json.loads(raw) for raw in self.redis.lrange(self.key("losses", job_id), 0, -1)]
 
     def queue_position(self, job: Job) -> int | None:
         """How many queued jobs of the same mode were submitted before ``job`` (None unless queued)."""
         if job.status is not Status.QUEUED:
             return None
-        rank = self.redis.zrank(self._key("queue", job.mode), job.id)
+        rank = self.redis.zrank(self.key("queue", job.mode), job.id)
         return None if rank is None else int(rank)
 
     def queued_count(self, mode: str) -> int:
         """How many jobs of ``mode`` are queued (the queue-depth metric)."""
-        return int(self.redis.zcard(self._key("queue", mode)))
+        return int(self.redis.zcard(self.key("queue", mode)))
