@@ -99,13 +99,9 @@ class ApiKeys:
             keys.update(parse_keys(text, "STYLEQUEUE_API_KEYS_FILE"))
         return cls({_digest(key): name for key, name in keys.items()})
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.names)
-
     def identify(self, authorization: str | None) -> str | None:
         """The caller's key name from an ``Authorization`` header; None when access control is off."""
-        if not self.enabled:
+        if not self.names:
             return None
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -144,11 +140,10 @@ class Owners:
     def __init__(self, status: StatusStore, ttl_s: int) -> None:
         self.redis = status.redis
         self.status = status
-        self.prefix = status.prefix
         self.ttl_s = ttl_s
 
     def _key(self, owner: str, kind: str) -> str:
-        return f"{self.prefix}owner:{owner}:{kind}"
+        return f"{self.status.prefix}owner:{owner}:{kind}"
 
     def record(self, owner: str, job: Job) -> None:
         """Note a new job as ``owner``'s (one round trip)."""
@@ -190,16 +185,12 @@ class Owners:
             )
 
     def _active(self, job_id: bytes | str) -> bool:
-        try:
-            return not self.status.get(
-                job_id.decode() if isinstance(job_id, bytes) else job_id
-            ).status.terminal
-        except NotFound:
-            return False
+        job = self._record(job_id.decode() if isinstance(job_id, bytes) else job_id)
+        return job is not None and not job.status.terminal
 
-    def page(self, owner: str, *, status: str = "", mode: str = "", limit: int = PAGE_DEFAULT,
-             after: str = "") -> Page:  # fmt: skip
-        """Newest first, filtered by status and mode; ``after`` is a previous page's ``next``."""
+    def page(self, owner: str, *, status: str | None = None, mode: str | None = None,
+             limit: int = PAGE_DEFAULT, after: str | None = None) -> Page:  # fmt: skip
+        """Newest first, filtered by status and mode (None: any); ``after`` is a previous page's ``next``."""
         jobs: list[Job] = []
         last: str | None = None
         for job_id, score in self._ids(owner, after):
@@ -212,7 +203,7 @@ class Owners:
                 return Page(jobs, last)
         return Page(jobs, last if last is not None and self._more(owner, last) else None)
 
-    def _ids(self, owner: str, after: str) -> Iterator[tuple[str, float]]:
+    def _ids(self, owner: str, after: str | None) -> Iterator[tuple[str, float]]:
         """Job ids older than the cursor, newest first, at most :data:`SCAN_MAX` of them."""
         top = f"({after}" if after else "+inf"
         for job_id, score in self.redis.zrevrangebyscore(
@@ -271,9 +262,5 @@ class JobsQuery(Query):
     )
 
     def page_args(self) -> dict[str, Any]:
-        return {
-            "status": self.status or "",
-            "mode": self.mode or "",
-            "limit": self.limit,
-            "after": self.after or "",
-        }
+        """:meth:`Owners.page`'s filters: a parameter left out is None, which filters nothing."""
+        return self.model_dump()

@@ -34,21 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.set_defaults(func=run_provision)
 
 
-def gunicorn_argv(args: argparse.Namespace) -> list[str]:
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(CONF)]
-    if args.bind:
-        argv += ["--bind", args.bind]
-    if args.workers:
-        argv += ["--workers", str(args.workers)]
-    return argv + ["api.app:create_app()"]
-
-
 def run(args: argparse.Namespace) -> int:
     Settings.load()  # fail here, naming the variable, rather than in every worker
     env = dict(os.environ)
     # Several workers: metrics are summed from files in one shared folder (multiprocess mode).
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="stylequeue-api-metrics-"))
-    os.execvpe(sys.executable, gunicorn_argv(args), env)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(CONF)]
+    if args.bind:
+        argv += ["--bind", args.bind]
+    if args.workers:
+        argv += ["--workers", str(args.workers)]
+    os.execvpe(sys.executable, [*argv, "api.app:create_app()"], env)
     return 0  # not reached: exec replaces this process
 
 

@@ -31,14 +31,13 @@ Upload = Annotated[
         {"type": "string", "format": "binary", "contentMediaType": "application/octet-stream", "minLength": 1}
     ),
 ]
-FORMATS_NOTE = "content image (JPEG, PNG or WebP)"
 
 
 def form_model(params: type[Params]) -> type[BaseModel]:
     """The multipart form of one mode: its mode, files and parameters (text fields)."""
     fields: dict[str, Any] = {
         "mode": (Literal[params.mode], Field(description="engine to run")),  # type: ignore[valid-type]
-        "content": (Upload, Field(description=FORMATS_NOTE)),
+        "content": (Upload, Field(description="content image (JPEG, PNG or WebP)")),
         "style": (
             list[Upload],
             Field(
@@ -51,8 +50,7 @@ def form_model(params: type[Params]) -> type[BaseModel]:
     if params.init_image_when is not None:
         when = "=".join(params.init_image_when)
         fields["init_image"] = (Upload, Field(None, description=f"starting image ({when})"))
-    for name, info in params.model_fields.items():
-        fields[name] = _form_field(info)
+    fields |= {name: _form_field(info) for name, info in params.model_fields.items()}
     config = ConfigDict(extra="forbid", json_schema_extra=lambda schema, _: _conditions(schema, params))
     return create_model(f"{params.mode.capitalize()}Form", __config__=config, **fields)
 

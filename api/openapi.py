@@ -185,13 +185,9 @@ PATH_PARAMETERS = {
 # Where a submitted job's id leads: OpenAPI links, which stateful clients (schemathesis) follow.
 JOB_LINKS = {"GetJob": "getJob", "CancelJob": "cancelJob", "GetResult": "getResult",
              "ListSnapshots": "listSnapshots", "GetArchive": "getArchive", "GetLosses": "getLosses"}  # fmt: skip
-
-
-def _job_links() -> dict[str, Any]:
-    by_id = {"job_id": "$response.body#/id"}
-    links = {name: {"operationId": op, "parameters": by_id} for name, op in JOB_LINKS.items()}
-    links["GetContent"] = {"operationId": "getInput", "parameters": {**by_id, "name": "content"}}
-    return links
+BY_ID = {"job_id": "$response.body#/id"}
+LINKS = {name: {"operationId": op, "parameters": BY_ID} for name, op in JOB_LINKS.items()}
+LINKS["GetContent"] = {"operationId": "getInput", "parameters": {**BY_ID, "name": "content"}}
 
 
 def _is_file(schema: dict[str, Any]) -> bool:
@@ -220,7 +216,7 @@ def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any], schemas:
         if (op_id, status) in examples:
             response["content"][JSON]["example"] = examples[(op_id, status)]
     if op_id == "submitJob":
-        op["responses"]["202"]["links"] = _job_links()
+        op["responses"]["202"]["links"] = LINKS
     body = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
     if body is not None:
         form = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
@@ -237,11 +233,11 @@ def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any], schemas:
 # -- examples, built by the code that answers -----------------------------------------------
 
 
-def example_record(status: Status = Status.RUNNING) -> Job:
-    """The example job's record: gatys with one style, 150 of 500 iterations done."""
+def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
+    """The example job as the API answers it: gatys with one style, 150 of 500 iterations done."""
     keys = object_keys(EXAMPLE_ID)
     running = status is not Status.QUEUED
-    return Job(
+    record = Job(
         id=EXAMPLE_ID,
         mode="gatys",
         params=MODES["gatys"]().to_dict(),
@@ -254,11 +250,7 @@ def example_record(status: Status = Status.RUNNING) -> Job:
         snapshots=(50, 100, 150) if status.terminal else (),
         engine={"device": "cpu", "random_weights": False} if running else {},
     )
-
-
-def example_job(status: Status = Status.RUNNING) -> dict[str, Any]:
-    """The example job as the API answers it."""
-    return JobView.of(example_record(status)).model_dump(mode="json")
+    return JobView.of(record).model_dump(mode="json")
 
 
 def examples() -> dict[tuple[str, str], Any]:

@@ -74,10 +74,6 @@ def style_weight_from_torchvision(weight: float) -> float:
     return weight / TORCHVISION_GAIN**4
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
 @dataclass(frozen=True)
 class SeedField:
     """One form field of a seed route and what it becomes here.
@@ -92,7 +88,7 @@ class SeedField:
     param: str | None
     doc: str
     default: Any = None  # the seed's default, for the documentation
-    convert: Callable[[Any], Any] = _same
+    convert: Callable[[Any], Any] = lambda value: value
     minimum: float | None = None  # checked on the seed's value, before ``convert``
 
 
@@ -311,26 +307,18 @@ def seed_field_names(route: SeedRoute) -> Iterator[None]:
 # -- answers (pure) -------------------------------------------------------------------------
 
 
-def job_error(job: Mapping[str, Any]) -> StylequeueError | None:
-    """The error a failed or cancelled job is answered with; None for any other status."""
-    status = Status(job["status"])
-    if status is Status.FAILED:
-        error = job.get("error") or {}
-        return JobFailed(
-            f"job {job['id']} failed ({error.get('code')}: {error.get('message')}); see {job['links']['self']}"
-        )
-    if status is Status.CANCELLED:
-        return JobCancelled(f"job {job['id']} was cancelled; see {job['links']['self']}")
-    return None
-
-
 def succeeded(job: Mapping[str, Any]) -> bool:
     """True once the job succeeded, False while it is queued or running; a failed or cancelled
     job raises, since the client would otherwise wait for a result that never comes."""
-    error = job_error(job)
-    if error is not None:
-        raise error
-    return Status(job["status"]) is Status.SUCCEEDED
+    status = Status(job["status"])
+    if status is Status.FAILED:
+        error = job.get("error") or {}
+        raise JobFailed(
+            f"job {job['id']} failed ({error.get('code')}: {error.get('message')}); see {job['links']['self']}"
+        )
+    if status is Status.CANCELLED:
+        raise JobCancelled(f"job {job['id']} was cancelled; see {job['links']['self']}")
+    return status is Status.SUCCEEDED
 
 
 def blend_model(engines: Mapping[str, Any]) -> dict[str, Any]:

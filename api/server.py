@@ -63,12 +63,9 @@ class DeadlineSocket(socket.socket):
     def disarm(self) -> None:
         self.deadline = None
 
-    def expired(self) -> bool:
-        return self.deadline is not None and self.deadline <= time.monotonic()
-
     def settle(self) -> None:
         """After a request: an expired deadline stays (the connection is closing), else none."""
-        if not self.expired():
+        if self.deadline is not None and self.deadline > time.monotonic():
             self.disarm()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:

@@ -70,7 +70,6 @@ class Limits:
 
 # EXIF orientation values that leave the image as it is stored.
 UPRIGHT = (None, 0, 1)
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Upload:
 
     @property
     def media_type(self) -> str:
-        return MEDIA_TYPES[self.stored_format]
+        return f"image/{self.stored_format}"
 
     @property
     def suffix(self) -> str:
