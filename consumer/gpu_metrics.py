@@ -10,6 +10,13 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+GAUGES = {
+    "allocated": ("stylequeue_gpu_memory_allocated_bytes", "Tensor memory"),
+    "reserved": ("stylequeue_gpu_memory_reserved_bytes", "Caching allocator memory"),
+    "total": ("stylequeue_gpu_memory_total_bytes", "Device memory"),
+    "utilisation": ("stylequeue_gpu_utilisation_ratio", "Busy time, 0–1 (NVML)"),
+}
+
 
 class GpuCollector(Collector):
     """Memory and utilisation of each CUDA device this process uses; nothing on CPU.
@@ -24,18 +31,9 @@ class GpuCollector(Collector):
         torch = sys.modules.get("torch")
         if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
             return
-        labels = ["device", "name"]
         families = {
-            "allocated": GaugeMetricFamily(
-                "stylequeue_gpu_memory_allocated_bytes", "Tensor memory", labels=labels
-            ),
-            "reserved": GaugeMetricFamily(
-                "stylequeue_gpu_memory_reserved_bytes", "Caching allocator memory", labels=labels
-            ),
-            "total": GaugeMetricFamily("stylequeue_gpu_memory_total_bytes", "Device memory", labels=labels),
-            "utilisation": GaugeMetricFamily(
-                "stylequeue_gpu_utilisation_ratio", "Busy time, 0–1 (NVML)", labels=labels
-            ),
+            key: GaugeMetricFamily(name, documentation, labels=["device", "name"])
+            for key, (name, documentation) in GAUGES.items()
         }
         for index in range(torch.cuda.device_count()):
             self._device(torch, index, families)

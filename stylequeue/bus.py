@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from contextlib import closing, nullcontext
 from typing import Any, Literal
 
 import pydantic
@@ -154,10 +155,9 @@ def ensure_topics(
     warning says when they have fewer). Returns the topic names.
     """
     wanted = [topic_for(cfg, mode) for mode in modes] + [cfg.dead_letter_topic]
-    own = admin is None
-    admin = make_admin(cfg) if own else admin
-    try:
-        missing = [t for t in wanted if t not in set(admin.list_topics())]
+    with closing(make_admin(cfg)) if admin is None else nullcontext(admin) as admin:
+        existing = set(admin.list_topics())  # one listing, not one per wanted topic
+        missing = [t for t in wanted if t not in existing]
         if missing:
             spec = {"num_partitions": cfg.partitions, "replication_factor": cfg.replication}
             try:
@@ -166,9 +166,6 @@ def ensure_topics(
             except TopicAlreadyExistsError:
                 log.info("topics %s were created concurrently", missing)
         _warn_small(admin, cfg, wanted)
-    finally:
-        if own:
-            admin.close()
     return wanted
 
 
@@ -192,11 +189,8 @@ def partition_id(partition: Any) -> int:
 
 def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:
     """How many partitions each named topic has (0 when it does not exist)."""
-    admin = make_admin(cfg)
-    try:
+    with closing(make_admin(cfg)) as admin:
         described = {t["name"]: len(t.get("partitions") or ()) for t in admin.describe_topics(list(topics))}
-    finally:
-        admin.close()
     return {t: described.get(t, 0) for t in topics}
 
 
@@ -258,12 +252,9 @@ def end_offsets(cfg: KafkaConfig, topic: str) -> dict[int, int]:
     """Partition → end offset of ``topic`` (used to show that nothing was published)."""
     from kafka import TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=_servers(cfg), enable_auto_commit=False)
-    try:
+    with closing(KafkaConsumer(bootstrap_servers=_servers(cfg), enable_auto_commit=False)) as consumer:
         partitions = consumer.partitions_for_topic(topic) or set()
         offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    finally:
-        consumer.close()
     return {tp.partition: offset for tp, offset in offsets.items()}
 
 

@@ -69,13 +69,11 @@ class KafkaLagReader:
         ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
         starts = self._admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
         committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
-        lags = []
-        for tp in partitions:
-            done = (
-                committed[tp].offset if tp in committed and committed[tp].offset >= 0 else starts[tp].offset
-            )
-            lags.append(PartitionLag(mode, group, topic, tp.partition, ends[tp].offset, done))
-        return lags
+        done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}  # -1: none
+        return [
+            PartitionLag(mode, group, topic, tp.partition, ends[tp].offset, done.get(tp, starts[tp].offset))
+            for tp in partitions
+        ]
 
     def close(self) -> None:
         if self._admin is not None:

@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stylequeue.config import S3Config
+from stylequeue.config import S3Config, load
 from stylequeue.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,11 @@ def make_s3_client(cfg: S3Config, *, public: bool = False) -> Any:
             read_timeout=30,
         ),
     )
+
+
+def s3_client_from_env() -> Any:
+    """A boto3 S3 client for the ``STYLEQUEUE_S3_*`` environment."""
+    return make_s3_client(load(S3Config))
 
 
 def _is_missing(exc: ClientError) -> bool:
@@ -108,14 +113,12 @@ class Storage:
             raise
 
     def get(self, key: str) -> bytes:
-        body = self._object(key)["Body"]
-        with body:
+        with self._object(key)["Body"] as body:
             return body.read()
 
     def stream(self, key: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         """The object's bytes in chunks. NotFound is raised here, before the first chunk."""
-        body = self._object(key)["Body"]
-        return _chunks(body, chunk_bytes)
+        return _chunks(self._object(key)["Body"], chunk_bytes)
 
     def exists(self, key: str) -> bool:
         try:
@@ -138,24 +141,24 @@ class Storage:
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         return len(keys)
 
+    def _listing(self, prefix: str) -> Iterator[dict[str, Any]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return (obj for page in pages for obj in page.get("Contents", ()))
+
     def keys(self, prefix: str = "") -> list[str]:
         """Every key under ``prefix``, sorted."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+        return sorted(obj["Key"] for obj in self._listing(prefix))
 
     def job_folders(self, prefix: str = "jobs/") -> dict[str, tuple[float, list[str]]]:
         """Job id → (newest object's modification time, its keys) of every ``jobs/<id>/`` folder,
         from one listing of the bucket."""
-        newest: dict[str, float] = {}
-        keys: dict[str, list[str]] = {}
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            for obj in page.get("Contents", ()):
-                job_id = obj["Key"][len(prefix) :].split("/", 1)[0]
-                stamp = obj["LastModified"].timestamp()
-                newest[job_id] = max(stamp, newest.get(job_id, stamp))
-                keys.setdefault(job_id, []).append(obj["Key"])
-        return {job_id: (newest[job_id], keys[job_id]) for job_id in newest}
+        folders: dict[str, list[dict[str, Any]]] = {}
+        for obj in self._listing(prefix):
+            folders.setdefault(obj["Key"][len(prefix) :].split("/", 1)[0], []).append(obj)
+        return {
+            job_id: (max(obj["LastModified"].timestamp() for obj in objs), [obj["Key"] for obj in objs])
+            for job_id, objs in folders.items()
+        }
 
     def presign(self, key: str, ttl: int) -> str:
         """A GET URL for ``key`` valid ``ttl`` seconds, signed for the public endpoint."""

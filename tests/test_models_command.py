@@ -29,7 +29,7 @@ import torch
 from consumer.commands import models
 from consumer.engines.catalogue import CATALOGUE, DOWNLOADS, ENTRIES, WeightFile, cached_path
 from launcher import cli, localstack
-from stylequeue import artifact
+from stylequeue import artifact, storage
 from stylequeue.config import VGG16_TORCHVISION_URL, VGG19_TORCHVISION_URL, EngineConfig
 from stylequeue.errors import ArtifactError
 
@@ -292,13 +292,13 @@ def s3_env(s3_endpoint: str, monkeypatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     env["bucket"] = f"sq-models-{uuid.uuid4().hex[:10]}"
-    models._s3_client().create_bucket(Bucket=env["bucket"])
+    storage.s3_client_from_env().create_bucket(Bucket=env["bucket"])
     return env
 
 
 @pytest.mark.integration
 def test_a_pull_mirrored_to_s3_is_pulled_from_there_by_the_next_machine(file_server, s3_env, tmp_path):
-    s3 = models._s3_client()
+    s3 = storage.s3_client_from_env()
     item = file_server.entry()
     mirror = f"s3://{s3_env['bucket']}/weights/"
     first = models.pull(item, tmp_path / "one", s3=s3, mirror=mirror)
@@ -324,7 +324,7 @@ def test_cli_mirrors_a_packaged_file_to_s3(capsys, s3_env, tmp_path):
     assert code == 0, err
     key = "m/arbitrary_transform.onnx"
     assert f"copied to s3://{s3_env['bucket']}/{key}" in out
-    body = models._s3_client().get_object(Bucket=s3_env["bucket"], Key=key)["Body"].read()
+    body = storage.s3_client_from_env().get_object(Bucket=s3_env["bucket"], Key=key)["Body"].read()
     assert hashlib.sha256(body).hexdigest() == CATALOGUE["magenta-transformer"].sha256
 
 

@@ -20,7 +20,7 @@ from consumer.commands.flags import (
     setting_changes,
 )
 from consumer.engines.blend import BlendParams
-from stylequeue.config import EngineConfig
+from stylequeue.config import EngineConfig, load
 
 # Extra spellings: the issue's `--size` and the singular `--preserve-color`.
 ALIASES = {"image_size": ["--size"], "preserve_colors": ["--preserve-color"]}
@@ -53,20 +53,15 @@ def register(subparsers: Any) -> None:
 
 def engine_config(args: argparse.Namespace) -> Any:
     """EngineConfig from the environment, overridden by ``--model``, ``--random-weights``, ``--device``."""
-    from stylequeue.config import load
-
     changes: dict[str, Any] = {"blend_model": args.model, "random_weights": False} if args.model else {}
     return load(EngineConfig).overlaid({**changes, **setting_changes(args, CONFIG_FLAGS)})
 
 
 def s3_client_for(spec: str) -> Any:
     """An S3 client (from ``STYLEQUEUE_S3_*``) when the model lives in S3, else None."""
-    if "s3://" not in spec:
-        return None
-    from stylequeue.config import S3Config, load
-    from stylequeue.storage import make_s3_client
+    from stylequeue.storage import s3_client_from_env
 
-    return make_s3_client(load(S3Config))
+    return s3_client_from_env() if "s3://" in spec else None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,8 +27,7 @@ from consumer.commands.flags import (
 )
 from consumer.engines import registry
 from consumer.engines.gatys import GatysParams
-from stylequeue import config as config_mod
-from stylequeue.config import EngineConfig
+from stylequeue.config import EngineConfig, load
 from stylequeue.errors import ValidationError
 from stylequeue.params import coerce, parse_params
 from stylequeue.params.images import MAX_IMAGE_SIZE, MIN_SIDE, longest_for_height
@@ -100,7 +99,7 @@ def register(subparsers: Any) -> None:
 
 def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
     """The environment's EngineConfig with this command's flags laid over it."""
-    base = config_mod.load(EngineConfig)
+    base = load(EngineConfig)
     changes = setting_changes(args, CONFIG_FLAGS)
     if args.weights:
         changes[f"{model}_weights"] = args.weights

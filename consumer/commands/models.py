@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from consumer.engines.catalogue import ENTRIES, FULL_DIGEST, WeightFile, cached_path, entry, packaged_path
 from stylequeue import artifact
+from stylequeue.config import EngineConfig, load
 from stylequeue.errors import ArtifactError
 
 BASE_URL_SETTING = "STYLEQUEUE_MODELS_BASE_URL"
@@ -213,17 +214,8 @@ class Bar:
 
 def _settings(args: argparse.Namespace) -> tuple[Path, str]:
     """The cache directory (``--cache-dir`` over STYLEQUEUE_CACHE_DIR) and the mirror base URL."""
-    from stylequeue.config import EngineConfig, load
-
     config = load(EngineConfig)
     return config.cache_dir if args.cache_dir is None else args.cache_dir, config.models_base_url
-
-
-def _s3_client() -> Any:
-    from stylequeue.config import S3Config, load
-    from stylequeue.storage import make_s3_client
-
-    return make_s3_client(load(S3Config))
 
 
 def markdown_table() -> str:
@@ -253,10 +245,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    from stylequeue.storage import s3_client_from_env
+
     cache_dir, base = _settings(args)
     base = base if args.source is None else args.source
     items = [entry(name) for name in args.names]  # every name checked before anything downloads
-    s3 = _s3_client() if args.to or base.startswith("s3://") else None
+    s3 = s3_client_from_env() if args.to or base.startswith("s3://") else None
     for item in items:
         bar = Bar(item.filename)
         try:

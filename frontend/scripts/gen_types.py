@@ -45,20 +45,12 @@ def types_source(document: dict[str, Any]) -> str:
         return HEADER + target.read_text()
 
 
-def openapi_document() -> dict[str, Any]:
-    """The API's OpenAPI document, built by the API package itself (no server needed)."""
-    from api import openapi
-
-    return openapi.document()
-
-
 def fixture_source() -> str:
     """An engines response for the UI's tests: real parameter lists, fixed availability."""
     from api.service import engine_entry
     from consumer.engines.registry import modes
     from stylequeue.config import ApiConfig
 
-    defaults = {name: f.default for name, f in ApiConfig.model_fields.items()}
     # Fixed test data: one engine ready (on random weights), one missing its model.
     status = {
         "gatys": (True, "", True, 1, ["VGG19 (RANDOM weights)"]),
@@ -73,18 +65,19 @@ def fixture_source() -> str:
             "reason": reason, "random_weights": random_weights, "models": models, "consumers": consumers,
         })  # fmt: skip
     limits = {
-        "max_file_bytes": defaults["max_file_bytes"],
-        "max_request_bytes": defaults["max_request_bytes"],
-        "max_pixels": defaults["max_pixels"],
-        "formats": ["jpeg", "png", "webp"],
+        name: ApiConfig.model_fields[name].default
+        for name in ("max_file_bytes", "max_request_bytes", "max_pixels")
     }
+    limits["formats"] = ["jpeg", "png", "webp"]
     return json.dumps({"engines": engines, "limits": limits}, indent=2) + "\n"
 
 
 def outputs(which: set[str]) -> dict[Path, str]:
     out = {}
     if "types" in which:
-        out[TYPES_FILE] = types_source(openapi_document())
+        from api import openapi  # the API package builds its document itself: no server needed
+
+        out[TYPES_FILE] = types_source(openapi.document())
     if "fixture" in which:
         out[FIXTURE_FILE] = fixture_source()
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class Panel:
 @dataclass(frozen=True)
 class Row:
     title: str
-    panels: tuple[Panel, ...] = field(default_factory=tuple)
+    panels: tuple[Panel, ...]
 
 
 def quantiles(metric: str) -> tuple[tuple[str, str], ...]:

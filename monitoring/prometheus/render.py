@@ -67,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not host:
             parser.error(f"--target wants JOB=HOST:PORT, got {item!r}")
         targets.setdefault(job, []).append(host)
-    text = yaml.safe_dump(render(targets, interval=args.interval), sort_keys=False)
     if args.out:
-        args.out.write_text(text)
+        write(args.out, targets, interval=args.interval)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(yaml.safe_dump(render(targets, interval=args.interval), sort_keys=False))
     return 0
 
 
