@@ -32,7 +32,8 @@ def config_table() -> str:
     for cls in sections():
         for row in config.describe(cls):
             choices = f"; one of {', '.join(f'`{c}`' for c in row['choices'])}" if row["choices"] else ""
-            help_text = (row["help"] + choices).replace("|", "\\|")
+            bounds = f" ({row['range']})" if row["range"] else ""
+            help_text = (row["help"] + bounds + choices).replace("|", "\\|")
             lines.append(f"| `{row['env']}` | {_default(row['default'])} | {cls.__name__} | {help_text} |")
     return "\n".join(lines)
 

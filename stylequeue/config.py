@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from pydantic_settings.sources.utils import parse_env_vars
 
 from stylequeue.errors import ConfigError
-from stylequeue.params import translate
+from stylequeue.params import show_number, translate
 
 T = TypeVar("T", bound="Section")
 
@@ -98,17 +98,29 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
 
 
 def describe(cls: type[Section]) -> list[dict[str, Any]]:
-    """Variable, default, choices and help of each field: the source of the README's configuration table."""
+    """Variable, default, choices, range and help of each field: the source of the README's
+    configuration table. ``range`` is the field's bounds as text ("≥ 1", "> 0", "0–65535"), or ""."""
+    schemas = cls.model_json_schema(by_alias=False)["properties"]
     return [
         {
             "name": name,
             "env": variable(cls, name),
             "default": None if f.is_required() else f.default,
             "choices": typing.get_args(f.annotation) if typing.get_origin(f.annotation) is Literal else None,
+            "range": _range(schemas[name]),
             "help": f.description,
         }
         for name, f in cls.model_fields.items()
     ]
+
+
+def _range(schema: dict[str, Any]) -> str:
+    low, high, above = schema.get("minimum"), schema.get("maximum"), schema.get("exclusiveMinimum")
+    if low is not None and high is not None:
+        return f"{show_number(low)}–{show_number(high)}"
+    if above is not None:
+        return f"> {show_number(above)}"
+    return f"≥ {show_number(low)}" if low is not None else ""
 
 
 class EngineConfig(Section):

@@ -127,8 +127,11 @@ def test_describe_gives_variable_default_and_help():
     assert rows["STYLEQUEUE_S3_ENDPOINT"]["default"] is None
     assert rows["STYLEQUEUE_PRESIGN_TTL_S"] == {
         "name": "presign_ttl_s", "env": "STYLEQUEUE_PRESIGN_TTL_S", "default": 3600, "choices": None,
-        "help": "lifetime of presigned download URLs",
+        "range": "1–604800", "help": "lifetime of presigned download URLs",
     }  # fmt: skip
+    assert rows["STYLEQUEUE_S3_BUCKET"]["range"] == ""
+    ranges = {row["env"]: row["range"] for row in describe(RedisConfig)}
+    assert ranges["STYLEQUEUE_JOB_LEASE_S"] == "> 0" and ranges["STYLEQUEUE_JOB_TTL_S"] == "≥ 1"
     assert all(row["help"] for row in rows.values())
     placement = {row["env"]: row for row in describe(KafkaConfig)}["STYLEQUEUE_PLACEMENT"]
     assert placement["choices"] == ("backlog", "key")
