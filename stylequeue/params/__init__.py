@@ -59,7 +59,7 @@ class Params(TextInput):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mode: ClassVar[str] = ""
-    min_styles: ClassVar[int] = 1
+    min_styles: ClassVar[int] = 1  # style images a job takes: exactly one unless the mode says otherwise
     max_styles: ClassVar[int] = 1
     # Cross-field rules a subclass declares as data (see GatysParams); checked here, and stated in
     # the request schema by api.forms: list field → (the list its length matches, words for the error) …
@@ -198,7 +198,7 @@ def show_number(value: float) -> str:
 
 def _got(value: Any) -> str:
     try:
-        return show_number(float(value)) if not isinstance(value, int) else show_number(value)
+        return show_number(value if isinstance(value, int) else float(value))
     except (TypeError, ValueError, OverflowError):
         return quoted(value)
 
@@ -209,13 +209,11 @@ _MESSAGES: dict[str, Any] = {
     "greater_than": lambda c, v: f"must be greater than {show_number(c['gt'])}, got {_got(v)}",
     "less_than_equal": lambda c, v: f"must be at most {show_number(c['le'])}, got {_got(v)}",
     "finite_number": lambda c, v: "must be a finite number",
-    "int_parsing": lambda c, v: f"must be an integer, got {quoted(v)}",
-    "int_from_float": lambda c, v: f"must be an integer, got {quoted(v)}",
-    "int_type": lambda c, v: f"must be an integer, got {quoted(v)}",
-    "float_parsing": lambda c, v: f"must be a number, got {quoted(v)}",
-    "float_type": lambda c, v: f"must be a number, got {quoted(v)}",
-    "bool_parsing": lambda c, v: f"must be true or false, got {quoted(v)}",
-    "bool_type": lambda c, v: f"must be true or false, got {quoted(v)}",
+    **dict.fromkeys(
+        ("int_parsing", "int_from_float", "int_type"), lambda c, v: f"must be an integer, got {quoted(v)}"
+    ),
+    **dict.fromkeys(("float_parsing", "float_type"), lambda c, v: f"must be a number, got {quoted(v)}"),
+    **dict.fromkeys(("bool_parsing", "bool_type"), lambda c, v: f"must be true or false, got {quoted(v)}"),
     "string_type": lambda c, v: f"must be text, got {quoted(v)}",
     "enum": lambda c, v: f"must be one of {c['expected']}; got {quoted(v)}",
     "too_short": lambda c, v: f"name at least {c['min_length']}",
@@ -271,17 +269,12 @@ def describe(cls: type[Params]) -> list[dict[str, Any]]:
     The schema is pydantic's, field by field, so the UI, the OpenAPI document and the API's own
     checks read the same bounds; the description is lifted out as ``help``.
     """
-    properties = cls.model_json_schema()["properties"]
-    out = []
-    for name, schema in properties.items():
-        schema = {k: v for k, v in schema.items() if k not in ("title", "description", "default")}
-        info = cls.model_fields[name]
-        out.append(
-            {
-                "name": name,
-                "help": info.description,
-                "default": properties[name].get("default"),
-                "schema": schema,
-            }
-        )
-    return out
+    return [
+        {
+            "name": name,
+            "help": cls.model_fields[name].description,
+            "default": schema.get("default"),
+            "schema": {k: v for k, v in schema.items() if k not in ("title", "description", "default")},
+        }
+        for name, schema in cls.model_json_schema()["properties"].items()
+    ]
