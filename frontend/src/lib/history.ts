@@ -11,16 +11,12 @@ export interface HistoryEntry {
   status: JobStatus | 'expired';
   /** Small JPEG data URL of the content image, made in the browser at submit time. */
   content_thumb?: string;
-  /** Larger JPEG data URL of the content image, the "before" of the comparison. */
-  content_preview?: string;
   /** Small JPEG data URL of the result, made once the job succeeded. */
   result_thumb?: string;
 }
 
 const KEY = 'stylequeue.history.v1';
 export const MAX_ENTRIES = 40;
-/** Only this many newest entries keep the larger "before" picture, to stay within quota. */
-const MAX_PREVIEWS = 8;
 
 type Store = Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
 
@@ -43,21 +39,17 @@ export function loadHistory(store: Store | null = defaultStore()): HistoryEntry[
   }
 }
 
-function trim(entries: HistoryEntry[]): HistoryEntry[] {
-  return entries.slice(0, MAX_ENTRIES).map((e, i) => (i < MAX_PREVIEWS ? e : { ...e, content_preview: undefined }));
-}
-
 /** Write entries; on a full store drop pictures of old entries, then old entries, until it fits. */
 export function saveHistory(entries: HistoryEntry[], store: Store | null = defaultStore()): void {
   if (!store) return;
-  let list = trim(entries);
+  let list = entries.slice(0, MAX_ENTRIES);
   for (;;) {
     try {
       store.setItem(KEY, JSON.stringify(list));
       return;
     } catch {
       if (list.length === 0) return;
-      const withPicture = list.findLastIndex((e) => e.content_preview || e.content_thumb || e.result_thumb);
+      const withPicture = list.findLastIndex((e) => e.content_thumb || e.result_thumb);
       list =
         withPicture > 0
           ? list.map((e, i) => (i === withPicture ? { id: e.id, mode: e.mode, submitted_at: e.submitted_at, status: e.status } : e))

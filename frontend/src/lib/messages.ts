@@ -1,6 +1,7 @@
 /** Errors in plain words: what went wrong, about which input, and what to do. */
 import { ApiError } from './api';
 import { labelOf } from './format';
+import type { Job } from './types';
 
 const FIELD_LABELS: Record<string, string> = {
   content: 'Content image',
@@ -34,7 +35,7 @@ export function describeError(error: unknown): string {
 }
 
 /** A failed job's error record in words. */
-export function describeJobError(error: { code: string; message: string } | null): string {
+export function describeJobError(error: Job['error']): string {
   if (!error) return 'The job failed without saying why.';
   const lead: Record<string, string> = {
     engine_unavailable: 'The engine could not run:',

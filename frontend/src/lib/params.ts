@@ -123,13 +123,10 @@ export function serialize(value: ParamValue): string {
  * place defaults are written, and the job's recorded params show the full set.
  */
 export function changedFields(engine: Engine, values: ParamValues): [string, string][] {
-  const fields: [string, string][] = [];
-  for (const p of engine.parameters) {
-    if (!(p.name in values)) continue;
-    const text = serialize(values[p.name]);
-    if (text !== serialize(defaultValue(p))) fields.push([p.name, text]);
-  }
-  return fields;
+  return engine.parameters.flatMap((p): [string, string][] => {
+    const text = serialize(values[p.name] ?? null);
+    return p.name in values && text !== serialize(defaultValue(p)) ? [[p.name, text]] : [];
+  });
 }
 
 export function errorsOf(engine: Engine, values: ParamValues): Record<string, string> {

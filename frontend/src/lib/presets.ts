@@ -37,12 +37,7 @@ export function presetValues(engine: Engine, preset: PresetName): ParamValues {
 
 /** Which preset these values equal, or 'custom'. */
 export function matchPreset(engine: Engine, values: ParamValues): PresetName | 'custom' {
-  for (const { name } of PRESETS) {
-    const preset = presetValues(engine, name);
-    const same = engine.parameters.every(
-      (p) => serialize(preset[p.name] ?? null) === serialize(values[p.name] ?? null),
-    );
-    if (same) return name;
-  }
-  return 'custom';
+  const equals = (preset: ParamValues) =>
+    engine.parameters.every((p) => serialize(preset[p.name] ?? null) === serialize(values[p.name] ?? null));
+  return PRESETS.find(({ name }) => equals(presetValues(engine, name)))?.name ?? 'custom';
 }
