@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from api.backing import SERVICE_ERRORS, service_name, unavailable_message
+from api.middleware import too_large_message
 from stylequeue.errors import StylequeueError
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     if status == 429:  # flask-limiter's: the description is the limit, e.g. "600 per 1 minute"
         message = f"too many requests: the limit is {message}; try again after Retry-After seconds"
     if status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        message = f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
+        message = too_large_message(current_app.config["MAX_CONTENT_LENGTH"])
     response = jsonify(error_body(code, message))
     if getattr(exc, "valid_methods", None):  # 405 says what is allowed
         response.headers["Allow"] = ", ".join(exc.valid_methods)

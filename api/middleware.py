@@ -157,9 +157,13 @@ class BodyBuffer:
         return body
 
 
+def too_large_message(limit: int) -> str:
+    """A request over ``STYLEQUEUE_MAX_REQUEST_BYTES``, in the words of every layer that refuses one."""
+    return f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
+
+
 def _too_large(limit: int) -> BodyRefused:
-    message = f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
-    return BodyRefused("413 Content Too Large", "too_large", message)
+    return BodyRefused("413 Content Too Large", "too_large", too_large_message(limit))
 
 
 def _refusal(refused: BodyRefused, start_response: Callable) -> list[bytes]:
