@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from consumer.commands.flags import (
+    add_model_flags,
     add_param_flags,
-    add_setting_flags,
     open_image,
     param_values,
     setting_changes,
@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
         help="blend model: our .pt, a TorchScript file, or 'vgg_normalised.pth,decoder.pth'; "
         "path, s3:// or https URL (default: STYLEQUEUE_BLEND_MODEL)",
     )
-    add_setting_flags(parser, EngineConfig, CONFIG_FLAGS, separator="-")
+    add_model_flags(parser, EngineConfig, CONFIG_FLAGS, environment=True)
     parser.set_defaults(func=run)
 
 

@@ -1,17 +1,21 @@
-"""What the engine sub-commands share: flags derived from a params model or a settings section,
-and images.
+"""What the sub-commands share: flags derived from a params model, a settings section or a
+training-settings model, and images.
 
-Values stay strings so that :func:`stylequeue.params.parse_params` — the code the API uses — or
-:meth:`stylequeue.config.Section.overlaid` checks them and names the field of a bad one.
+Parameter and settings values stay strings so that :func:`stylequeue.params.parse_params` — the
+code the API uses — or :meth:`stylequeue.config.Section.overlaid` checks them and names the field
+of a bad one; a training-settings flag takes its field's type.
 """
 
 from __future__ import annotations
 
 import argparse
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stylequeue.config import Section
+from pydantic import BaseModel
+
 from stylequeue.config import describe as describe_settings
 from stylequeue.errors import ValidationError
 from stylequeue.params import Params, describe, show_number
@@ -63,21 +67,49 @@ def param_values(args: argparse.Namespace, params_cls: type[Params]) -> dict[str
     return {n: getattr(args, n) for n in params_cls.model_fields if getattr(args, n) is not None}
 
 
-def add_setting_flags(
-    group: argparse._ArgumentGroup, section: type[Section], names: tuple[str, ...], *, separator: str = "_"
+def add_model_flags(
+    group: argparse._ArgumentGroup,
+    model: type[BaseModel],
+    names: Iterable[str] | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
+    separator: str = "-",
+    environment: bool = False,
 ) -> None:
-    """One flag per named settings field (``--device``), its help the field's description; no
-    defaults set, so the environment's value stands unless the flag is given."""
-    rows = {row["name"]: row for row in describe_settings(section)}
-    for name in names:
-        row, flag = rows[name], f"--{name.replace('_', separator)}"
-        if section.model_fields[name].annotation is bool:  # a switch: only turned on from the command line
-            group.add_argument(flag, dest=name, action="store_true", default=None, help=row["help"])
-            continue
-        choices = f" [{', '.join(row['choices'])}]" if row["choices"] else ""
-        group.add_argument(
-            flag, dest=name, default=None, help=f"{row['help']}{choices} (default: {row['env']})"
-        )
+    """One flag per field of ``model`` (each, or those ``names``): ``--field-name`` unless ``flags``
+    spells it otherwise, its help the field's description, a boolean a switch.
+
+    For a settings section read from the environment (``environment``) no defaults are set, so a
+    variable's value stands unless its flag is given; the help names the variable and the choices,
+    and :meth:`~stylequeue.config.Section.overlaid` checks the values. Otherwise a flag takes its
+    field's type and default, and a field without a default is a required flag.
+    """
+    rows = {row["name"]: row for row in describe_settings(model)} if environment else {}
+    for name in names or model.model_fields:
+        field = model.model_fields[name]
+        flag = (flags or {}).get(name, f"--{name.replace('_', separator)}")
+        if field.annotation is bool:  # a switch: only turned on from the command line
+            default = None if environment else False
+            group.add_argument(flag, dest=name, action="store_true", default=default, help=field.description)
+        elif environment:
+            row = rows[name]
+            choices = f" [{', '.join(row['choices'])}]" if row["choices"] else ""
+            text = f"{field.description}{choices} (default: {row['env']})"
+            group.add_argument(flag, dest=name, default=None, help=text)
+        else:
+            required, default = field.is_required(), field.get_default()
+            shown = f" (default: {default})" if not required and default not in ("", None) else ""
+            tp = next(
+                a for a in typing.get_args(field.annotation) or (field.annotation,) if a is not type(None)
+            )
+            group.add_argument(
+                flag,
+                dest=name,
+                type=tp,
+                required=required,
+                default=default,
+                help=f"{field.description}{shown}",
+            )
 
 
 def setting_changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:

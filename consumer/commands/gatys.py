@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from consumer.commands.flags import (
+    add_model_flags,
     add_param_flags,
-    add_setting_flags,
     open_image,
     param_values,
     setting_changes,
@@ -91,7 +91,7 @@ def register(subparsers: Any) -> None:
     engine.add_argument("--height", default=None, metavar="INT", help=HEIGHT_HELP)
     add_param_flags(engine, registry.params_class("gatys"), aliases=SEED_SPELLINGS)
     settings = parser.add_argument_group("device and weights (override STYLEQUEUE_*)")
-    add_setting_flags(settings, EngineConfig, CONFIG_FLAGS)
+    add_model_flags(settings, EngineConfig, CONFIG_FLAGS, separator="_", environment=True)
     settings.add_argument("--weights", help="VGG weights for --model: a path, s3:// or https URL")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
+from consumer.commands.flags import add_model_flags
 
 FLAG_NAMES = {"random_encoder": "--random-weights"}
 
@@ -23,7 +21,7 @@ def register(subparsers: Any) -> None:
     from consumer.training.settings import TrainSettings
 
     train = subparsers.add_parser("train-blend", help="train a blend decoder (AdaIN losses), resumable")
-    add_model_flags(train, TrainSettings, FLAG_NAMES)
+    add_model_flags(train, TrainSettings, flags=FLAG_NAMES)
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
@@ -42,23 +40,6 @@ def register(subparsers: Any) -> None:
     )
     data.add_argument("--seed", type=int, default=0, help="seed of the random sample (default: %(default)s)")
     data.set_defaults(func=run_data)
-
-
-def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel], names: dict[str, str]) -> None:
-    """One flag per field of ``model`` (``--field-name`` unless ``names`` says otherwise): its type,
-    default and help come from the field; a boolean is a switch, a field without a default is required."""
-    for name, field in model.model_fields.items():
-        flag = names.get(name, f"--{name.replace('_', '-')}")
-        required, default = field.is_required(), field.get_default()
-        shown = not required and field.annotation is not bool and default not in ("", None)
-        help_text = f"{field.description}{f' (default: {default})' if shown else ''}"
-        if field.annotation is bool:
-            parser.add_argument(flag, dest=name, action="store_true", help=help_text)
-        else:
-            tp = next(
-                a for a in typing.get_args(field.annotation) or (field.annotation,) if a is not type(None)
-            )
-            parser.add_argument(flag, dest=name, type=tp, required=required, default=default, help=help_text)
 
 
 def run_train(args: argparse.Namespace) -> int:
