@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-import pydantic
 from pydantic import AfterValidator, ConfigDict, Field
 
 from consumer.engines import registry
 from stylequeue.config import ApiConfig
 from stylequeue.errors import ConfigError, NotFound, StylequeueError, ValidationError
 from stylequeue.job import Job, Status, epoch_s
-from stylequeue.params import TextInput, translate
+from stylequeue.params import TextInput
 from stylequeue.status import StatusStore
 
 ANONYMOUS = "-"
@@ -238,10 +237,7 @@ class Query(TextInput):
     @classmethod
     def read(cls, args: Mapping[str, str]) -> Self:
         """The query checked: a bad value is 422 naming its parameter."""
-        try:
-            return cls.model_validate(dict(args))
-        except pydantic.ValidationError as exc:
-            raise translate(exc, cls) from None
+        return cls(**args)
 
 
 class ResultQuery(Query):

@@ -42,6 +42,13 @@ class TextInput(BaseModel):
     """A model that also reads untyped text (form fields, CLI flags, a query) by the one rule the
     module docstring states: the engines' parameters and the API's queries."""
 
+    def __init__(self, **values: Any) -> None:
+        # A bad value is our ValidationError naming its field, in the words clients read.
+        try:
+            super().__init__(**values)
+        except pydantic.ValidationError as exc:
+            raise translate(exc, type(self)) from None
+
     @model_validator(mode="before")
     @classmethod
     def _read_text(cls, raw: Any) -> Any:
@@ -76,12 +83,6 @@ class Params(TextInput):
             self.init_image_when is not None
             and getattr(self, self.init_image_when[0]) == self.init_image_when[1]
         )
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except pydantic.ValidationError as exc:
-            raise translate(exc, type(self)) from None
 
     @model_validator(mode="after")
     def _cross_field(self) -> Params:
