@@ -23,12 +23,13 @@ from api import compat, errors, guard, reference, routes
 from api.jsonbody import StrictJSONProvider
 from api.middleware import BodyBuffer
 from api.openapi import doc
-from api.pipeline_metrics import PipelineCollector, make_lag_reader
+from api.pipeline_metrics import PipelineCollector
 from api.requests import ApiRequest
 from api.seeds import CompatService
 from api.service import Clients, JobService, Settings, make_clients
 from consumer.engines.registry import kinds
 from stylequeue import metrics
+from stylequeue.lag import lag_reader
 
 
 def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | None = None) -> Flask:
@@ -55,7 +56,7 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
         list(modes),
         store=service.status,
         presence=service.presence,
-        lag_reader=make_lag_reader(settings.kafka, list(modes)),
+        lag_reader=lag_reader(settings.kafka, modes, client_id="stylequeue-metrics"),
     )
     _record_requests(app)
     if settings.api.ui_dir:

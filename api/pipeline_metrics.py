@@ -7,7 +7,6 @@ Only the API serves these, so they live here rather than beside the metric defin
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -18,16 +17,6 @@ from prometheus_client.registry import Collector
 from stylequeue.lag import KafkaLagReader
 
 log = logging.getLogger(__name__)
-
-
-def make_lag_reader(cfg: Any, modes: Iterable[str]) -> KafkaLagReader:
-    """A lag reader for ``modes`` on the broker of ``cfg`` (a KafkaConfig); connects on first read."""
-    from stylequeue import bus  # imports kafka: only processes that read lag need it
-
-    targets = {mode: (bus.group_for(cfg, mode), bus.topic_for(cfg, mode)) for mode in modes}
-    # Short timeouts: a scrape must fail fast rather than hang past Prometheus' scrape timeout.
-    admin = functools.partial(bus.make_admin, cfg, client_id="stylequeue-metrics", timeout_ms=3000)
-    return KafkaLagReader(admin, targets)
 
 
 class PipelineCollector(Collector):

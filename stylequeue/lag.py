@@ -11,7 +11,8 @@ do hold one record each; real Apache Kafka has no such defect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,3 +82,16 @@ class KafkaLagReader:
                 self._admin.close()
             finally:
                 self._admin = None
+
+
+def lag_reader(cfg: Any, modes: Iterable[str], *, client_id: str) -> KafkaLagReader:
+    """A reader of ``modes``' lag on the broker of ``cfg`` (a KafkaConfig); connects on first read.
+
+    Short admin timeouts: a scrape must fail before Prometheus' scrape timeout, and a placement
+    must not hold a submission up.
+    """
+    from stylequeue import bus  # imports kafka: only processes that read lag need it
+
+    targets = {mode: (bus.group_for(cfg, mode), bus.topic_for(cfg, mode)) for mode in modes}
+    admin = functools.partial(bus.make_admin, cfg, client_id=client_id, timeout_ms=3000)
+    return KafkaLagReader(admin, targets)

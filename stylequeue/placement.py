@@ -22,7 +22,6 @@ workers each balance their own sends on the same readings.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import threading
@@ -135,16 +134,15 @@ def kafka_lag_source(cfg: Any) -> LagSource:
     is low for a partition that just took a burst, which only makes placement a little uneven
     until the next reading. Apache Kafka reads exactly.
     """
-    from stylequeue import bus
-    from stylequeue.lag import KafkaLagReader
+    from stylequeue.lag import KafkaLagReader, lag_reader
 
     readers: dict[str, KafkaLagReader] = {}
-    admin = functools.partial(bus.make_admin, cfg, client_id="stylequeue-placement", timeout_ms=3000)
 
     def read(topic: str) -> dict[int, int]:
         if topic not in readers:
-            mode = topic[len(cfg.topic_prefix) :]
-            readers[topic] = KafkaLagReader(admin, {mode: (bus.group_for(cfg, mode), topic)})
+            readers[topic] = lag_reader(
+                cfg, [topic[len(cfg.topic_prefix) :]], client_id="stylequeue-placement"
+            )
         return {item.partition: item.lag for item in readers[topic].read()}
 
     return read

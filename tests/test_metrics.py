@@ -19,11 +19,12 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from services import wait_for
 
-from api.pipeline_metrics import PipelineCollector, make_lag_reader
+from api.pipeline_metrics import PipelineCollector
 from consumer.engines.registry import modes
 from consumer.gpu_metrics import GpuCollector
 from stylequeue import bus, config, metrics, status
 from stylequeue.job import Inputs, Job
+from stylequeue.lag import lag_reader
 from stylequeue.presence import Presence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -189,7 +190,7 @@ def test_pipeline_collector_reads_queue_depth_consumers_and_lag(service_env):
     # The gatys group has consumed the first partition that got jobs up to its last record.
     done_partition = min(offsets)
     commit_offsets(kafka, "gatys", done_partition, offsets[done_partition] + 1)
-    reader = make_lag_reader(kafka, modes())
+    reader = lag_reader(kafka, modes(), client_id="stylequeue-metrics")
     try:
         found = collected(PipelineCollector(modes(), store=store, presence=presence, lag_reader=reader))
     finally:
@@ -225,7 +226,7 @@ def test_a_source_that_fails_is_reported_and_the_rest_still_scraped(service_env)
     unreachable = config.load(
         config.KafkaConfig, {**service_env, "STYLEQUEUE_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     )
-    reader = make_lag_reader(unreachable, modes())
+    reader = lag_reader(unreachable, modes(), client_id="stylequeue-metrics")
     presence = Presence(store.redis, prefix=store.prefix)
     found = collected(PipelineCollector(modes(), store=store, presence=presence, lag_reader=reader))
     assert found[("stylequeue_scrape_source_up", (("source", "kafka"),))] == 0
