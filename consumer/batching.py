@@ -2,8 +2,9 @@
 
 A consumer takes records (one for Gatys, several for an engine whose kind batches, such as blend),
 runs them, and then commits each partition's offset only up to the first record that was not
-resolved, and only for partitions it still owns *in the same assignment* it took them under (the partition's ``epoch``): after a
-revocation another member may have moved on, and committing would move its offset back.
+resolved, and only for partitions it still owns *in the same assignment* it took them under (the
+partition's ``epoch``): after a revocation another member may have moved on, and committing would
+move its offset back.
 """
 
 from __future__ import annotations
