@@ -22,10 +22,10 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field
 
@@ -54,10 +54,7 @@ class QuotaExceeded(StylequeueError):
     """The key has as many active jobs as it may (HTTP 429, Retry-After)."""
 
     code = "quota_exceeded"
-
-    def __init__(self, message: str, *, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    retry_after_s = 5
 
 
 def key_name(key: str) -> str:
@@ -164,11 +161,9 @@ class Owners:
         return self.redis.zscore(self._key(owner, "jobs"), job_id) is not None
 
     def check_quota(self, owner: str, limit: int) -> None:
-        """QuotaExceeded when ``owner`` has ``limit`` jobs queued or running (0: no quota).
-
-        The active set is pruned here, lazily: a job that ended (or expired) leaves it the next
-        time its owner submits, so no consumer has to know about quotas.
-        """
+        """QuotaExceeded when ``owner`` has ``limit`` jobs queued or running (0: no quota). The active
+        set is pruned here, lazily: a job that ended (or expired) leaves it the next time its owner
+        submits, so no consumer has to know about quotas."""
         if not limit:
             return
         active = self._key(owner, "active")
@@ -179,8 +174,7 @@ class Owners:
         if count >= limit:
             raise QuotaExceeded(
                 f"this key has {count} queued or running jobs; the limit is {limit} "
-                "(STYLEQUEUE_MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or cancel one",
-                retry_after_s=5,
+                "(STYLEQUEUE_MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or cancel one"
             )
 
     def _active(self, job_id: bytes | str) -> bool:
@@ -229,15 +223,11 @@ def _cursor(raw: str) -> str:
 
 
 class Query(TextInput):
-    """A route's query, declared once: the view reads it with :meth:`read`, the OpenAPI document shows it.
-    Its text is read as the parameters' is (numbers ASCII as JSON writes them: no "1_0")."""
+    """A route's query, declared once: the view builds it from the query (a bad value is 422 naming its
+    parameter), the OpenAPI document shows it. Its text is read as the parameters' is (numbers ASCII
+    as JSON writes them: no "1_0")."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)  # access_token rides in the query too
-
-    @classmethod
-    def read(cls, args: Mapping[str, str]) -> Self:
-        """The query checked: a bad value is 422 naming its parameter."""
-        return cls(**args)
 
 
 class ResultQuery(Query):
@@ -256,7 +246,3 @@ class JobsQuery(Query):
         description="the `next` of the previous page: jobs submitted before it",
         json_schema_extra={"pattern": f"^{CURSOR.pattern}$"},
     )
-
-    def page_args(self) -> dict[str, Any]:
-        """:meth:`Owners.page`'s filters: a parameter left out is None, which filters nothing."""
-        return self.model_dump()

@@ -1,18 +1,16 @@
 """The Flask application factory. gunicorn runs ``api.app:create_app()``; tests pass their own clients.
 
-``create_app`` reads its configuration from ``config`` (a mapping of ``STYLEQUEUE_*`` variables;
-default: the environment), builds the service clients with :func:`api.service.make_clients` unless
-``clients`` are given, and registers the routes, the seed projects' routes (:mod:`api.compat`,
-unless ``STYLEQUEUE_COMPAT_ROUTES=0``), the JSON error handler, request metrics and (when
-``STYLEQUEUE_UI_DIR`` is set) the built web UI. It does no network I/O: clients connect on first
-use, and the bucket and topics are made beforehand by :func:`api.backing.provision`, so a worker
-that boots while a backing service is down serves and ``/readyz`` names the service.
+``config`` is a mapping of ``STYLEQUEUE_*`` variables (default: the environment). ``create_app``
+does no network I/O: clients connect on first use and :func:`api.backing.provision` made the bucket
+and topics beforehand, so a worker that boots while a backing service is down serves and
+``/readyz`` names the service.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
 
 from flask import Flask, Response, abort, current_app, g, request, send_from_directory
@@ -66,10 +64,8 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
 
 def _limit_requests(app: Flask, settings: Settings) -> None:
     """Bodies read whole and in time before Flask sees them, each form limit with its own error.
-
     Outermost, ProxyFix takes the client address from X-Forwarded-For when the API is configured to
-    sit behind that many proxies (nginx in compose); the body buffer and the rate limits count it.
-    """
+    sit behind that many proxies (nginx in compose); the body buffer and the rate limits count it."""
     cfg = settings.api
     app.request_class = ApiRequest
     app.config["MAX_CONTENT_LENGTH"] = cfg.max_request_bytes  # a second check behind the buffer's
@@ -119,12 +115,10 @@ def _serve_ui(app: Flask, root: Path) -> None:
         if path.startswith("api/"):
             abort(404)
         if path:
-            try:
-                # send_from_directory checks containment (safe_join) before it looks at the disk,
-                # so a path outside ``root`` is answered exactly like a missing one.
+            # send_from_directory checks containment (safe_join) before it looks at the disk,
+            # so a path outside ``root`` is answered exactly like a missing one.
+            with suppress(NotFound):
                 return send_from_directory(root, path)
-            except NotFound:
-                pass
         return send_from_directory(root, "index.html")
 
     app.add_url_rule("/", "ui_index", ui)

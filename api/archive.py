@@ -34,13 +34,10 @@ class _Sink(io.RawIOBase):
 
 
 def stream(entries: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[bytes]:
-    """The ZIP of ``(name, chunks)`` entries, in order, as a byte stream.
-
-    Entries are deflated although JPEG and PNG barely compress: an unseekable stream puts each
+    """Entries are deflated although JPEG and PNG barely compress: an unseekable stream puts each
     entry's sizes in a data descriptor after its data, and a streaming reader (Java's
     ZipInputStream, for one) can find the end of a *deflated* entry on its own but refuses a
-    stored one. A low level keeps the CPU cost small.
-    """
+    stored one. A low level keeps the CPU cost small."""
     sink = _Sink()
     with zipfile.ZipFile(
         sink, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL

@@ -2,10 +2,7 @@
 naming the one an exception came from.
 
 Flask-free, so the service layer, the error handlers and ``stylequeue provision`` share it. An
-API worker never provisions and opens no connection while it boots: the bucket and topics are
-made once by :func:`provision` (the local stack before it starts the API, ``stylequeue
-provision`` as compose's and Kubernetes' init step), so a worker that boots while S3 or Kafka is
-down serves, and ``/readyz`` says 503 naming the service until it is back.
+API worker never provisions and opens no connection while it boots (why: :mod:`api.commands`).
 """
 
 from __future__ import annotations
@@ -40,12 +37,9 @@ def unavailable_message(service: str) -> str:
 
 
 class LazyProducer:
-    """A Kafka producer made on first use; attribute access goes to it.
-
-    ``KafkaProducer`` connects in its constructor, so the API builds it here on its first publish
-    or readiness check rather than at boot. A failed build raises (503 naming kafka) and is tried
-    again at the next use; the lock makes threads of one worker share one producer.
-    """
+    """A Kafka producer made on first use: ``KafkaProducer`` connects in its constructor, so the API
+    builds it on its first publish or readiness check rather than at boot. A failed build raises
+    (503 naming kafka) and is tried again at the next use; the lock makes a worker's threads share one."""
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
@@ -60,11 +54,8 @@ class LazyProducer:
 
 
 def provision(settings: Any) -> list[str]:
-    """Create the bucket, every mode's job topic and the dead-letter topic unless they exist.
-
-    Idempotent: what exists is left as it is. ``settings`` is an :class:`api.service.Settings`.
-    Returns the topic names.
-    """
+    """Create the bucket, every mode's job topic and the dead-letter topic unless they exist, and
+    return the topic names. ``settings`` is an :class:`api.service.Settings`."""
     from consumer.engines.registry import modes
     from stylequeue import bus
     from stylequeue.storage import Storage

@@ -6,11 +6,13 @@ field cannot be added to one without the other.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field
 
+from api.uploads import FORMATS
 from api.views import View
+from stylequeue.config import ApiConfig
 
 State = Literal["ok", "unavailable"]
 ModelMode = Literal["pretrained", "random_weights", "unavailable"]
@@ -52,6 +54,12 @@ class Limits(View):
     max_request_bytes: int = Field(description="largest accepted request")
     max_pixels: int = Field(description="largest accepted image, in pixels")
     formats: list[Literal["jpeg", "png", "webp"]] = Field(description="image formats accepted")
+
+    @classmethod
+    def of(cls, cfg: ApiConfig) -> Self:
+        """What :mod:`api.uploads` accepts under ``cfg``."""
+        limits = cfg.model_dump(include={"max_file_bytes", "max_request_bytes", "max_pixels"})
+        return cls(**limits, formats=sorted(FORMATS.values()))
 
 
 class Engines(View):

@@ -4,13 +4,12 @@ Each view parses the request like the native submit route does, calls one servic
 answers the way that seed's client expects: PixelBlend's JSON, or the stylized image's bytes. A job
 still running when the wait (``STYLEQUEUE_COMPAT_WAIT_S``) runs out is answered as ``POST
 /api/v1/jobs`` answers: 202 with a ``Location`` header naming the job. Errors are raised, never
-answered here: ``api.errors`` gives them the native JSON body. ``create_app`` registers this
-blueprint unless ``STYLEQUEUE_COMPAT_ROUTES=0``.
+answered here: ``api.errors`` gives them the native JSON body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -23,7 +22,6 @@ from api.views import JobView
 
 bp = Blueprint("compat", __name__)
 Pending = tuple[Response, int, dict[str, str]]
-TAGS = ("seed compatibility",)
 # Every seed submission: the native errors (naming the seed's field), 409 for a job cancelled while
 # waited for, and 422 also for one that ran and failed (code job_failed).
 SEED_ERRORS = (400, 408, 409, 413, 415, 422, 503)
@@ -41,67 +39,62 @@ def compat() -> seeds.CompatService:
     return current_app.extensions["stylequeue.compat"]
 
 
-@bp.post(seeds.PIXELBLEND.path)
-@doc({200: (PixelBlendResult, "the job succeeded"), 202: (PixelBlendResult, "still running after the wait")}, SEED_ERRORS, operation_id="pixelblendGenerate",
-     tags=TAGS, form=seed_form(seeds.PIXELBLEND))  # fmt: skip
-def pixelblend_generate():
-    """PixelBlend: blend a content image with two styles and answer the result's URLs.
+def seed_doc(ok: dict[int, Any], errors: tuple[int, ...] = (), **kwargs: Any) -> Callable:
+    """:func:`~api.openapi.doc` with the seed routes' tag; the operation's description (the view's
+    docstring after its summary) says how to switch the routes off."""
 
-    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
-    """
+    def decorate(view: Callable) -> Callable:
+        view.__doc__ = f"{view.__doc__}\n\nSeed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0)."
+        return doc(ok, errors, tags=("seed compatibility",), **kwargs)(view)
+
+    return decorate
+
+
+@bp.post(seeds.PIXELBLEND.path)
+@seed_doc({200: (PixelBlendResult, "the job succeeded"), 202: (PixelBlendResult, "still running after the wait")},
+          SEED_ERRORS, operation_id="pixelblendGenerate", form=seed_form(seeds.PIXELBLEND))  # fmt: skip
+def pixelblend_generate():
+    """PixelBlend: blend a content image with two styles and answer the result's URLs."""
     body, done = compat().generate(parse_submission())
     return jsonify(body) if done else _pending(body, body["job_url"])
 
 
 @bp.get("/api/health")
-@doc({200: (SeedHealth, "ready"), 503: (SeedHealth, "a service is down")}, operation_id="pixelblendHealth",
-     tags=TAGS, guarded=False)  # fmt: skip
+@seed_doc({200: (SeedHealth, "ready"), 503: (SeedHealth, "a service is down")}, operation_id="pixelblendHealth",
+          guarded=False)  # fmt: skip
 def pixelblend_health():
-    """PixelBlend: readiness and the blend model.
-
-    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
-    """
+    """PixelBlend: readiness and the blend model."""
     body, ready = compat().health()
     return jsonify(body), 200 if ready else 503
 
 
 @bp.get("/api/model-status")
-@doc({200: (ModelStatus, "the blend engine's state")}, (503,), operation_id="pixelblendModelStatus", tags=TAGS,
-     guarded=False)  # fmt: skip
+@seed_doc({200: (ModelStatus, "the blend engine's state")}, (503,), operation_id="pixelblendModelStatus",
+          guarded=False)  # fmt: skip
 def pixelblend_model_status():
-    """PixelBlend: the blend model's state.
-
-    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
-    """
+    """PixelBlend: the blend model's state."""
     return jsonify(compat().model_status())
 
 
 @bp.post(seeds.GATYS_SERVICE.path)
-@doc(
+@seed_doc(
     {200: IMAGE, 202: PENDING},
     SEED_ERRORS,
     operation_id="gatysStylize",
-    tags=TAGS,
     form=seed_form(seeds.GATYS_SERVICE),
     media=("image/png",),
     headers=CONTENT_LOCATION,
 )
 def gatys_stylize():
-    """Gatys service: stylize and answer the image.
-
-    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
-    """
+    """Gatys service: stylize and answer the image."""
     return _image(*compat().image(seeds.GATYS_SERVICE, parse_submission()))
 
 
 @bp.post(seeds.PHOTOREAL.path)
-@doc({200: IMAGE, 202: PENDING}, SEED_ERRORS, operation_id="photorealUploadImages", tags=TAGS,
-     form=seed_form(seeds.PHOTOREAL), media=("image/png",), headers=CONTENT_LOCATION)  # fmt: skip
+@seed_doc({200: IMAGE, 202: PENDING}, SEED_ERRORS, operation_id="photorealUploadImages",
+          form=seed_form(seeds.PHOTOREAL), media=("image/png",), headers=CONTENT_LOCATION)  # fmt: skip
 def photoreal_upload_images():
-    """Photoreal: stylize and answer the image at the content's size.
-
-    Seed compatibility (off with STYLEQUEUE_COMPAT_ROUTES=0).
-    """
+    """Photoreal: stylize and answer the image at the content's size."""
     return _image(*compat().image(seeds.PHOTOREAL, parse_submission()))
 
 
@@ -117,5 +110,4 @@ def _image(job: dict[str, Any], chunks: Iterator[bytes] | None) -> Response | Pe
 
 
 def _pending(job: dict[str, Any], job_url: str) -> Pending:
-    """Not finished within the wait: 202 and where to poll, as the native submit route answers."""
     return jsonify(job), 202, {"Location": job_url}

@@ -7,6 +7,7 @@ route's fields once, in :mod:`api.seeds`; this renders them so the README cannot
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from api import seeds
@@ -60,12 +61,8 @@ TABLES = {"config-table": config_table, "compat-table": compat_table}
 
 def _replace_block(text: str, name: str, body: str) -> str:
     """``text`` with what lies between ``<!-- name -->`` and ``<!-- /name -->`` replaced (if both are there)."""
-    start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
-    head = text.find(start)
-    tail = text.find(end, head + len(start)) if head >= 0 else -1
-    if tail < 0:
-        return text
-    return f"{text[: head + len(start)]}{body}\n{text[tail:]}"
+    block = re.compile(f"(<!-- {name} -->\n).*?(<!-- /{name} -->)", re.DOTALL)
+    return block.sub(lambda match: f"{match[1]}{body}\n{match[2]}", text, count=1)
 
 
 def update_readme(path: Path = README) -> bool:

@@ -66,13 +66,11 @@ def _form_field(info: FieldInfo) -> tuple[Any, FieldInfo]:
 
 
 def _conditions(schema: dict[str, Any], params: type[Params]) -> None:
-    """The rules a parameter model declares as data, as JSON Schema.
-
-    Stated positively (``anyOf`` cases and ``dependentSchemas``; no ``not``, ``false`` or
-    ``if``/``then``, which schemathesis cannot generate from over a form holding file parts), and
-    each narrowed property repeats its whole schema: a multipart encoder that reads one case's
-    properties must still see that ``style`` holds files.
-    """
+    """The rules a parameter model declares as data, as JSON Schema, stated positively (``anyOf``
+    cases and ``dependentSchemas``; no ``not``, ``false`` or ``if``/``then``, which schemathesis
+    cannot generate from over a form holding file parts), and each narrowed property repeats its
+    whole schema: a multipart encoder that reads one case's properties must still see that
+    ``style`` holds files."""
     props = schema["properties"]
 
     def narrowed(name: str, **extra: Any) -> dict[str, Any]:

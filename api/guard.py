@@ -1,13 +1,7 @@
 """Access control as Flask hooks: the API key of each request, rate limits and the CORS policy.
 
 What is decided lives in :mod:`api.access` (keys, ownership, quotas); this module only attaches
-it to requests:
-
-* before each request to a job route, the ``Authorization`` header is turned into the caller's
-  key name (``g.caller``; None with access control off) or a 401;
-* per-IP (``STYLEQUEUE_RATE_LIMIT_PER_IP``) and per-key (``STYLEQUEUE_RATE_LIMIT_PER_KEY``) limits,
-  counted in Redis by flask-limiter over every API worker, answer 429 with ``Retry-After``;
-* ``STYLEQUEUE_CORS_ORIGINS`` lets a UI served from another origin call the API (flask-cors).
+it to requests. The rate limits are counted in Redis by flask-limiter, over every API worker.
 
 Health, readiness, metrics, the OpenAPI document, the engine list and the web UI's files are
 public: a load balancer, Prometheus and the UI's first page need them before any key is known.

@@ -40,12 +40,9 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
 class ClientSlots:
-    """Counts the bodies each client address is sending now; refuses past ``limit`` (0: no limit).
-
-    A request over the limit waits up to ``wait_s`` for a slot first: a client sending several
-    bodies quickly (a script uploading in parallel) finds one free within milliseconds, while the
-    extra connections of a client whose bodies trickle are refused after that short wait.
-    """
+    """Counts the bodies each client address is sending now; past ``limit`` (0: none) a request
+    waits up to ``wait_s`` for a slot: a script uploading in parallel finds one free within
+    milliseconds, while the extra connections of a client whose bodies trickle are refused."""
 
     def __init__(self, limit: int, wait_s: float = SLOT_WAIT_S) -> None:
         self.limit = limit
@@ -71,8 +68,6 @@ class ClientSlots:
 
 
 class BodyRefused(Exception):
-    """Why a body was not taken: the HTTP status, error code and message to answer with."""
-
     def __init__(self, status: str, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
@@ -89,8 +84,6 @@ def has_body(environ: dict) -> bool:
 
 
 class BodyBuffer:
-    """The middleware (see the module docstring); ``app`` is the Flask application's WSGI callable."""
-
     def __init__(self, app: WSGIApp, cfg: ApiConfig) -> None:
         self.app = app
         self.timeout_s = cfg.body_timeout_s
@@ -100,12 +93,14 @@ class BodyBuffer:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         sock = environ.get("gunicorn.socket")
         if not has_body(environ):
-            _disarm(sock)
+            if hasattr(sock, "disarm"):
+                sock.disarm()
             return self.app(environ, start_response)
         try:
             self._buffer(environ, sock)
         except BodyRefused as refused:
-            _expire(sock)  # the connection closes; what is left of the body is not waited for
+            if hasattr(sock, "expire"):  # the connection closes; what is left of the body is not waited for
+                sock.expire()
             return _refusal(refused, start_response)
         return self.app(environ, start_response)
 
@@ -151,7 +146,8 @@ class BodyBuffer:
                 "request_timeout",
                 f"the request body did not arrive within {self.timeout_s:g} s (STYLEQUEUE_BODY_TIMEOUT_S)",
             ) from None
-        _disarm(sock)
+        if hasattr(sock, "disarm"):
+            sock.disarm()
         if body.tell() > self.max_bytes:
             raise _too_large(self.max_bytes)
         return body
@@ -173,13 +169,3 @@ def _refusal(refused: BodyRefused, start_response: Callable) -> list[bytes]:
         headers.append(("Retry-After", str(refused.retry_after)))
     start_response(refused.status, headers)
     return [body]
-
-
-def _disarm(sock: Any) -> None:
-    if hasattr(sock, "disarm"):
-        sock.disarm()
-
-
-def _expire(sock: Any) -> None:
-    if hasattr(sock, "expire"):
-        sock.expire()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -20,12 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class PipelineCollector(Collector):
-    """Queue depth, consumers per engine and consumer lag, read when Prometheus scrapes.
-
-    Runs in the API: any worker may serve the scrape, and every one reads the same shared state
-    (Redis, Kafka), so the numbers never need summing across workers. A source that cannot be
-    read is reported by ``stylequeue_scrape_source_up{source} 0`` instead of failing the scrape.
-    """
+    """Any API worker may serve the scrape, and every one reads the same shared state (Redis,
+    Kafka), so the numbers never need summing across workers. A source that cannot be read is
+    reported by ``stylequeue_scrape_source_up{source} 0`` instead of failing the scrape."""
 
     def __init__(
         self,
@@ -60,15 +58,10 @@ class PipelineCollector(Collector):
         return metrics
 
     def _store_metrics(self) -> list[Metric]:
-        depth = GaugeMetricFamily(
-            "stylequeue_queue_depth", "Jobs queued (waiting for a consumer)", labels=["mode"]
-        )
-        consumers = GaugeMetricFamily(
-            "stylequeue_engine_consumers", "Consumers reporting in for an engine", labels=["mode"]
-        )
-        available = GaugeMetricFamily(
-            "stylequeue_engine_available", "1 when at least one consumer can run the engine", labels=["mode"]
-        )
+        gauge = partial(GaugeMetricFamily, labels=["mode"])
+        depth = gauge("stylequeue_queue_depth", "Jobs queued (waiting for a consumer)")
+        consumers = gauge("stylequeue_engine_consumers", "Consumers reporting in for an engine")
+        available = gauge("stylequeue_engine_available", "1 when at least one consumer can run the engine")
         reports = self.presence.engines(self.modes)
         for mode in self.modes:
             depth.add_metric([mode], self.store.queued_count(mode))

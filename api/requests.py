@@ -23,12 +23,9 @@ from api.uploads import BadRequest, TooLarge
 
 
 class LimitedFormParser(FormDataParser):
-    """Multipart parsing with the part count and the text-field size checked separately.
-
-    Werkzeug's decoder is given only the field-size limit, so a ``RequestEntityTooLarge`` from it
+    """Werkzeug's decoder is given only the field-size limit, so a ``RequestEntityTooLarge`` from it
     can only mean that one; the part count is checked on the parsed form. Both are bounded by the
-    request size, which the WSGI layer (:mod:`api.middleware`) has checked before parsing starts.
-    """
+    request size, which the WSGI layer (:mod:`api.middleware`) has checked before parsing starts."""
 
     def _parse_multipart(
         self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
@@ -50,7 +47,7 @@ class LimitedFormParser(FormDataParser):
             raise TooLarge(
                 f"a text field is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_FIELD_BYTES)"
             ) from None
-        count = _count(form) + _count(files)
+        count = len(list(form.items(multi=True))) + len(list(files.items(multi=True)))
         if self.max_form_parts is not None and count > self.max_form_parts:
             limit = self.max_form_parts
             raise TooLarge(f"the form has {count} parts; the limit is {limit} (STYLEQUEUE_MAX_FORM_PARTS)")
@@ -63,10 +60,6 @@ def _buffer_size(field_limit: int | None) -> int:
     """The parser's read size: Werkzeug's decoder also applies the field limit to its unparsed
     buffer, file data included, so a read as large as the limit would refuse any file."""
     return 64 * 1024 if field_limit is None else max(1024, min(64 * 1024, field_limit // 4))
-
-
-def _count(multi: MultiDict) -> int:
-    return sum(len(values) for _, values in multi.lists())
 
 
 class ApiRequest(Request):

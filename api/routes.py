@@ -69,7 +69,7 @@ def cancel_job(job_id: str):
      (404, 409, 422, 503), operation_id="getResult", query=ResultQuery, media=("image/png",))  # fmt: skip
 def get_result(job_id: str):
     """The result image."""
-    if ResultQuery.read(request.args).presigned:
+    if ResultQuery(**request.args).presigned:
         return redirect(service().result_url(job_id, caller()), code=307)
     chunks = service().result(job_id, caller())
     headers = {"Content-Disposition": f'inline; filename="{job_id}.png"'}

@@ -1,24 +1,18 @@
 """The seed projects' HTTP contracts, mapped onto ordinary stylequeue jobs (no Flask here).
 
 Three clients predate stylequeue; :mod:`api.compat` serves their routes so they keep working:
+PixelBlend (``POST /api/generate``, answered with JSON naming the result, ``GET /api/health``,
+``GET /api/model-status``), the Gatys service (``POST /stylize``) and the photorealistic tester
+(``POST /upload_images/``), both answered with the stylized image.
 
-* **PixelBlend**: ``POST /api/generate`` (``content_image``, ``style_image_1``, ``style_image_2``,
-  ``style_1_weight`` …) answered with JSON naming the result, ``GET /api/health`` and
-  ``GET /api/model-status``;
-* **the Gatys service**: ``POST /stylize`` (``content_image``, ``style_image``, ``epochs``,
-  ``content_weight``, ``style_weight``) answered with the stylized image;
-* **the photorealistic tester**: ``POST /upload_images/`` (``content_image``, ``style_image``,
-  ``alpha``, ``size``) answered with the stylized image.
+Each job route is a :class:`SeedRoute` declaring its fields once (:class:`SeedField`); the request
+mapping, the OpenAPI entries and the README's compatibility table are derived from them.
+:class:`CompatService` submits the mapped request through :class:`api.service.JobService` (so the
+job is validated, stored, queued, fenced, metered and visible at ``/api/v1/jobs/{id}`` like any
+other), waits for it up to ``STYLEQUEUE_COMPAT_WAIT_S`` and hands the views what each client
+expects. Errors name the seed's field, not ours, and keep the native error body.
 
-Each job route is a :class:`SeedRoute` declaring its fields once (:class:`SeedField`: the seed's
-name, its type, the parameter it becomes and how); the request mapping, the OpenAPI entries and the
-README's compatibility table are all derived from those declarations. :class:`CompatService`
-submits the mapped request through :class:`api.service.JobService` (so the job is validated,
-stored, queued, fenced, metered and visible at ``/api/v1/jobs/{id}`` like any other), waits for it
-up to ``STYLEQUEUE_COMPAT_WAIT_S`` and hands the views what each client expects. Errors name the
-seed's field, not ours, and keep the native error body.
-
-It is one module of some 400 lines because each seed's declaration, its conversions and the
+It is one module of some 360 lines because each seed's declaration, its conversions and the
 service that runs it are read together when a seed's behaviour is in question.
 """
 
@@ -26,7 +20,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -59,13 +52,10 @@ class JobFailed(StylequeueError):
 
 
 def content_weight_from_torchvision(weight: float) -> float:
-    """The Gatys service's content weight in our units.
-
-    Its losses are the PyTorch tutorial's (content MSE, Gram / (C·H·W), style MSE summed over the
-    layers), the same definitions as ours, but measured on torchvision's normalised input, whose
+    """The Gatys service's losses are the PyTorch tutorial's (content MSE, Gram / (C·H·W), style MSE
+    summed over the layers), defined as ours but measured on torchvision's normalised input, whose
     activations are ``TORCHVISION_GAIN`` times smaller than the Caffe scale our weights are given
-    at: the content loss is quadratic in them.
-    """
+    at: the content loss is quadratic in them."""
     return weight / TORCHVISION_GAIN**2
 
 
@@ -76,12 +66,9 @@ def style_weight_from_torchvision(weight: float) -> float:
 
 @dataclass(frozen=True)
 class SeedField:
-    """One form field of a seed route and what it becomes here.
-
-    ``param`` is our file field (``content``, ``style``) for a file, our parameter name for a value,
+    """``param`` is our file field (``content``, ``style``) for a file, our parameter name for a value,
     or None for a field that only shapes the mapping (or is ignored); ``doc`` says how, for the
-    OpenAPI document and the README.
-    """
+    OpenAPI document and the README."""
 
     name: str
     kind: str  # file, float, int or bool
@@ -94,16 +81,14 @@ class SeedField:
 
 @dataclass(frozen=True)
 class SeedRoute:
-    """A seed's job-submitting route: where it lives, the mode it runs, its fields and its answer."""
-
     seed: str
-    method: str
     path: str
     mode: str
     fields: tuple[SeedField, ...]
     answer: str
     # The longest output side when no field sets image_size: the content's own, up to this cap.
-    cap: Callable[[Mapping[str, Any]], int]
+    cap: Callable[[Mapping[str, Any]], int] = lambda values: DEFAULT_CAP
+    method: str = "POST"  # api.compat registers each as a POST route
 
     @property
     def files(self) -> tuple[SeedField, ...]:
@@ -111,14 +96,11 @@ class SeedRoute:
 
     def seed_name(self, ours: str | None) -> str | None:
         """The seed's name for one of our fields (errors name what the client sent)."""
-        if ours is None:
-            return None
-        return next((f.name for f in self.fields if f.param == ours), ours)
+        return next((f.name for f in self.fields if f.param and f.param == ours), ours)
 
 
 PIXELBLEND = SeedRoute(
     seed="PixelBlend",
-    method="POST",
     path="/api/generate",
     mode="blend",
     fields=(
@@ -149,7 +131,6 @@ PIXELBLEND = SeedRoute(
 )
 GATYS_SERVICE = SeedRoute(
     seed="Gatys service",
-    method="POST",
     path="/stylize",
     mode="gatys",
     fields=(
@@ -174,11 +155,9 @@ GATYS_SERVICE = SeedRoute(
         ),
     ),
     answer=f"the stylized image (`image/png`), at the content's size up to {DEFAULT_CAP} px",
-    cap=lambda values: DEFAULT_CAP,
 )
 PHOTOREAL = SeedRoute(
     seed="photorealistic tester",
-    method="POST",
     path="/upload_images/",
     mode="blend",
     fields=(
@@ -193,7 +172,6 @@ PHOTOREAL = SeedRoute(
         ),
     ),
     answer="the stylized image (`image/png`)",
-    cap=lambda values: DEFAULT_CAP,
 )
 SEED_ROUTES = (PIXELBLEND, GATYS_SERVICE, PHOTOREAL)
 # PixelBlend's read-only routes: (path, what they answer), derived from /readyz and /api/v1/engines.
@@ -210,11 +188,8 @@ STATUS_ROUTES = (
 
 
 def read_values(route: SeedRoute, fields: Mapping[str, str]) -> dict[str, Any]:
-    """The route's non-file fields the client sent, typed; errors name the seed's field.
-
-    Empty values count as absent (a browser form sends empty inputs); fields the route does not
-    declare are ignored, as the seeds ignored them.
-    """
+    """The route's non-file fields, typed (errors name the seed's field). Empty values count as
+    absent (a browser form sends empty inputs); undeclared fields are ignored, as the seeds did."""
     values: dict[str, Any] = {}
     for f in route.fields:
         raw = fields.get(f.name, "")
@@ -231,11 +206,8 @@ def read_values(route: SeedRoute, fields: Mapping[str, str]) -> dict[str, Any]:
 
 def output_size(content_size: tuple[int, int] | None, cap: int) -> int | None:
     """The content's own longest side, at most ``cap``: the seeds answered at the content's size.
-
-    Never below the size that keeps the short side at the engines' minimum (a tiny or thin
-    content is enlarged rather than refused); None when the header could not be read, which the
-    upload validation will report.
-    """
+    Never below what keeps the short side at the engines' minimum (a tiny or thin content is
+    enlarged, not refused); None when the header is unreadable, which the upload check reports."""
     if content_size is None:
         return None
     width, height = content_size
@@ -294,16 +266,6 @@ def to_submission(route: SeedRoute, seed: Submission) -> Submission:
     return Submission({"mode": route.mode, **params}, parts, owner=seed.owner)
 
 
-@contextmanager
-def seed_field_names(route: SeedRoute) -> Iterator[None]:
-    """Re-raise validation errors naming the seed's field (``style_1_weight``, not ``ratio``)."""
-    try:
-        yield
-    except ValidationError as exc:
-        exc.field = route.seed_name(exc.field)
-        raise
-
-
 # -- answers (pure) -------------------------------------------------------------------------
 
 
@@ -322,11 +284,8 @@ def succeeded(job: Mapping[str, Any]) -> bool:
 
 
 def blend_model(engines: Mapping[str, Any]) -> dict[str, Any]:
-    """PixelBlend's model fields, from the blend entry of ``GET /api/v1/engines``.
-
-    ``mode`` is ``pretrained``, ``random_weights`` (a development stack) or ``unavailable``;
-    ``model_path`` stays empty: the consumers load the model (``STYLEQUEUE_BLEND_MODEL``), not the API.
-    """
+    """PixelBlend's model fields, from the blend entry of ``GET /api/v1/engines``. ``model_path``
+    stays empty: the consumers load the model (``STYLEQUEUE_BLEND_MODEL``), not the API."""
     entry = next((e for e in engines["engines"] if e["mode"] == PIXELBLEND.mode), None)
     if entry is None or not entry["available"]:
         return _no_model(entry["reason"] if entry else "this service has no blend engine")
@@ -368,16 +327,17 @@ def health_body(ready: bool, states: Mapping[str, str], model: Mapping[str, Any]
 
 
 class CompatService:
-    """Runs seed requests as stylequeue jobs and waits for them (``STYLEQUEUE_COMPAT_WAIT_S``)."""
-
     def __init__(self, jobs: JobService) -> None:
         self.jobs = jobs
         self.wait_s = jobs.settings.api.compat_wait_s
 
     def run(self, route: SeedRoute, seed: Submission) -> tuple[dict[str, Any], bool]:
         """Submit the seed request as a normal job and wait: (the job's JSON, whether it succeeded)."""
-        with seed_field_names(route):
+        try:
             job = self.jobs.submit(to_submission(route, seed))
+        except ValidationError as exc:
+            exc.field = route.seed_name(exc.field)  # the seed's field (style_1_weight, not ratio)
+            raise
         job = self.jobs.wait(job["id"], self.wait_s)
         return job, succeeded(job)
 

@@ -13,15 +13,13 @@ long as they liked, and health checks queued behind them. :class:`Worker` change
 * gunicorn's own error pages (a request line over ``limit_request_line``: 414; headers too
   large: 431; malformed requests: 400) are JSON in the API's error format, not HTML.
 
-In compose, nginx sits in front and buffers each body before the API sees it; these deadlines are
-the embedded stack's answer, and a second line of defence behind the proxy.
+Behind compose's nginx, which buffers each body itself, these deadlines are a second line.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import logging
 import socket
 import time
 
@@ -30,7 +28,6 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from stylequeue.config import ApiConfig, load
 
-log = logging.getLogger(__name__)
 # gunicorn's own statuses, as codes of the API's error body.
 GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
                   431: "headers_too_large", 500: "internal", 501: "not_implemented"}  # fmt: skip
@@ -101,8 +98,6 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
 
 
 class Worker(ThreadWorker):
-    """gthread with read deadlines on every connection and JSON error pages (module docstring)."""
-
     def init_process(self) -> None:
         self.header_timeout_s = load(ApiConfig).header_timeout_s
         # gunicorn's error pages come from this one function; in this process they are JSON.

@@ -4,7 +4,7 @@ Views parse the HTTP request into plain values, call one method of :class:`JobSe
 its answer (dicts, bytes, byte iterators) into a response. Everything here raises the project's
 named errors (:mod:`stylequeue.errors`, :mod:`api.uploads`); ``api.errors`` maps them to HTTP.
 
-One class of some 480 lines: every endpoint's behaviour, which shares the clients, the limits and
+One class of some 430 lines: every endpoint's behaviour, which shares the clients, the limits and
 the owner checks; its parts that stand alone live elsewhere (uploads, access, archive, views).
 """
 
@@ -16,14 +16,15 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, get_type_hints
 
 from api import archive
 from api.access import ANONYMOUS, ApiKeys, JobsQuery, Owners, check_id
 from api.backing import LazyProducer, service_name, unavailable_message
-from api.bodies import EngineInfo, Engines
-from api.uploads import BadRequest, Limits, TooLarge, Upload, accept
+from api.bodies import EngineInfo, Engines, Limits
+from api.uploads import BadRequest, TooLarge, Upload, accept
 from api.views import JobList, JobView, SnapshotList
 from consumer.engines.registry import kind, modes, params_class, validate_job_params
 from stylequeue import bus, config, metrics, reconciler
@@ -43,8 +44,6 @@ UPLOAD_THREADS = 8  # S3 PUTs in flight per API process (a submission has at mos
 
 @dataclass(frozen=True)
 class Settings:
-    """Every config section the API reads."""
-
     s3: config.S3Config
     redis: config.RedisConfig
     kafka: config.KafkaConfig
@@ -52,14 +51,11 @@ class Settings:
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        sections = (config.S3Config, config.RedisConfig, config.KafkaConfig, config.ApiConfig)
-        return cls(*(config.load(section, environ) for section in sections))
+        return cls(*(config.load(section, environ) for section in get_type_hints(cls).values()))
 
 
 @dataclass
 class Clients:
-    """The service clients the API uses; built by :func:`make_clients` or by a test."""
-
     storage: Storage
     status: StatusStore
     producer: Any  # kafka.KafkaProducer
@@ -74,11 +70,8 @@ def make_clients(settings: Settings) -> Clients:
 
 @dataclass(frozen=True)
 class FilePart:
-    """One uploaded file of a multipart request.
-
-    ``label`` is the form field a client knows the file by when that is not ``field`` (a seed
-    route's ``style_image_2`` submitted as our second ``style``): upload errors name it.
-    """
+    """``label``: the form field a client knows the file by when that is not ``field`` (a seed
+    route's ``style_image_2`` submitted as our second ``style``); upload errors name it."""
 
     field: str
     filename: str
@@ -92,8 +85,6 @@ class FilePart:
 
 @dataclass
 class Submission:
-    """A job submission as the HTTP layer parsed it: form fields (strings) and file parts."""
-
     fields: dict[str, str]
     files: list[FilePart] = field(default_factory=list)
     owner: str | None = None  # the submitting API key's name (None: access control is off)
@@ -109,34 +100,21 @@ def input_keys(inputs: Inputs) -> dict[str, str]:
 
 
 class JobService:
-    """Submit, inspect and cancel jobs; describe engines; check the backing services."""
-
     def __init__(self, clients: Clients, settings: Settings) -> None:
         self.clients = clients
+        self.storage = clients.storage
+        self.status = clients.status
         self.settings = settings
-        self.limits = Limits.from_config(settings.api)
         self.keys = ApiKeys.from_config(settings.api)
         self.owners = Owners(clients.status, settings.redis.job_ttl_s)
         self.presence = Presence(clients.status.redis, prefix=clients.status.prefix)
-        # A submission's S3 PUTs run side by side: each one mostly waits for the store's answer.
         self._uploads = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="s3-put")
-
-    @property
-    def storage(self) -> Storage:
-        return self.clients.storage
-
-    @property
-    def status(self) -> StatusStore:
-        return self.clients.status
 
     # -- submit ----------------------------------------------------------------------------
 
     def submit(self, submission: Submission) -> dict[str, Any]:
-        """Validate everything, then store inputs, create the record and publish; the job's JSON.
-
-        Nothing is written before every check passed. The answer comes only after the broker
-        acknowledged the message; if anything fails on the way, what was written is removed.
-        """
+        """Nothing is written before every check passed; the answer (the job's JSON) comes once the
+        broker acknowledged the message, and a failure on the way removes what was written."""
         owner = submission.owner or ANONYMOUS
         if submission.owner:
             self.owners.check_quota(owner, self.settings.api.max_active_jobs_per_key)
@@ -159,29 +137,39 @@ class JobService:
         params = validate_job_params(mode, fields, len(parts["style"]))
         _check_init_image(params, parts["init_image"])
         uploads = self._decode(parts)
-        _check_sizes(params, uploads)
+        styles = [(u.width, u.height) for name, u in uploads.items() if name.startswith("style-")]
+        params.check_images((uploads["content"].width, uploads["content"].height), styles)
         return mode, params.to_dict(), uploads
 
     def _decode(self, parts: dict[str, list[FilePart]]) -> dict[str, Upload]:
         """Decode every file; the keys are the S3 keys' names (content, style-0, init_image)."""
+        named = [("content", parts["content"][0])]
+        named += [(f"style-{index}", part) for index, part in enumerate(parts["style"])]
+        named += [("init_image", part) for part in parts["init_image"]]
         uploads: dict[str, Upload] = {}
         total = 0
-        for name, part in _named_parts(parts):
-            uploads[name] = accept(part.stream, part.name, self.limits)
+        for name, part in named:
+            uploads[name] = accept(part.stream, part.name, self.settings.api)
             total += uploads[name].source_bytes
-            if total > self.limits.max_request_bytes:
+            if total > self.settings.api.max_request_bytes:
                 raise TooLarge(
-                    f"files add up to more than {self.limits.max_request_bytes} bytes "
+                    f"files add up to more than {self.settings.api.max_request_bytes} bytes "
                     "(STYLEQUEUE_MAX_REQUEST_BYTES)",
                     field=part.name,
                 )
         return uploads
 
     def _new_job(self, mode: str, params: dict[str, Any], uploads: dict[str, Upload]) -> Job:
+        """Each upload's S3 key has its stored format's suffix: an upright RGB JPEG is kept as a JPEG
+        (:mod:`api.uploads`), everything else is a PNG."""
         job_id = new_job_id()
-        keys = upload_keys(job_id, uploads)
-        styles = tuple(key for name, key in keys.items() if name.startswith("style-"))
-        inputs = Inputs(keys["content"], styles, keys.get("init_image"))
+        keys = object_keys(job_id)
+        stored = {}
+        for name, upload in uploads.items():
+            template = keys["style"].format(index=int(name[6:])) if name.startswith("style-") else keys[name]
+            stored[name] = template.removesuffix(".png") + upload.suffix
+        styles = tuple(key for name, key in stored.items() if name.startswith("style-"))
+        inputs = Inputs(stored["content"], styles, stored.get("init_image"))
         return Job(id=job_id, mode=mode, params=params, inputs=inputs)
 
     def _write(self, job: Job, uploads: dict[str, Upload], owner: str) -> None:
@@ -224,9 +212,7 @@ class JobService:
 
     def _job(self, job_id: str, caller: str | None) -> Job:
         """The record, if ``caller`` may see it: another key's job is "no such job", like a made-up id.
-
-        ``caller`` None means no check (access control off, or the API itself, e.g. the seed routes).
-        """
+        ``caller`` None means no check (access control off, or the API itself: the seed routes)."""
         check_id(job_id)
         if caller is not None and not self.owners.owns(caller, job_id):
             raise NotFound(f"no job {quoted(job_id)}", field="job_id")
@@ -236,17 +222,14 @@ class JobService:
         return self.job_view(self._job(job_id, caller))
 
     def jobs(self, caller: str | None, query: Mapping[str, str]) -> dict[str, Any]:
-        """The caller's jobs, newest first (``GET /api/v1/jobs``: filtered by status and mode, paged)."""
-        page = self.owners.page(caller or ANONYMOUS, **JobsQuery.read(query).page_args())
+        # A parameter left out is None, which filters nothing.
+        page = self.owners.page(caller or ANONYMOUS, **JobsQuery(**query).model_dump())
         return JobList(jobs=[self._view(job) for job in page.jobs], next=page.next).model_dump(mode="json")
 
     def wait(self, job_id: str, timeout_s: float) -> dict[str, Any]:
-        """The job's JSON once it has ended, or as it stands after ``timeout_s``.
-
-        For clients that cannot poll (the seed routes, :mod:`api.seeds`). It reads the record
-        often at first, since blend jobs end within milliseconds, then every half second, so a
-        long wait costs Redis a few reads a second rather than a busy loop.
-        """
+        """The job's JSON once it has ended, or as it stands after ``timeout_s``, for clients that
+        cannot poll (:mod:`api.seeds`). It reads often at first, since blend jobs end within
+        milliseconds, then every half second: a long wait costs Redis a few reads a second."""
         deadline = time.monotonic() + timeout_s
         interval = 0.02
         while True:
@@ -262,7 +245,6 @@ class JobService:
         return self.job_view(self.status.request_cancel(job_id))
 
     def result(self, job_id: str, caller: str | None = None) -> Iterator[bytes]:
-        """The result PNG's bytes, streamed; Conflict (409) until the job succeeded."""
         return self.storage.stream(self._result_key(job_id, caller))
 
     def result_url(self, job_id: str, caller: str | None = None) -> str:
@@ -281,10 +263,7 @@ class JobService:
         return job.result_key
 
     def input_image(self, job_id: str, name: str, caller: str | None = None) -> tuple[str, Iterator[bytes]]:
-        """One stored input: (media type, bytes streamed); NotFound naming ``name`` if there is none.
-
-        PNG, or JPEG for an upright RGB JPEG upload kept as sent (:mod:`api.uploads`).
-        """
+        """PNG, or JPEG for an upright RGB JPEG upload kept as sent (:mod:`api.uploads`)."""
         keys = input_keys(self._job(job_id, caller).inputs)
         if name not in keys:
             raise NotFound(
@@ -309,21 +288,15 @@ class JobService:
         return sorted({*job.snapshots, *self.status.snapshot_iterations(job.id)})
 
     def snapshot(self, job_id: str, iteration: int, caller: str | None = None) -> bytes:
-        """One snapshot's JPEG (NotFound naming the iteration if there is none)."""
         job = self._job(job_id, caller)
         for source in self._snapshot_sources(job):
-            try:
+            with suppress(NotFound):
                 return source(iteration)
-            except NotFound:
-                continue
         raise NotFound(f"job {job_id} has no snapshot at iteration {iteration}", field="iteration")
 
     def _snapshot_sources(self, job: Job) -> list[Callable[[int], bytes]]:
-        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before.
-
-        The S3 copies are those of the job's last attempt: a fenced-off attempt wrote its own
-        under its own number, never over these.
-        """
+        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before. The S3
+        copies are the last attempt's: a fenced-off attempt wrote its own under its own number."""
         key = object_keys(job.id, job.attempt)["snapshot"]
         from_s3 = lambda i: self.storage.get(key.format(iteration=i))  # noqa: E731
         from_redis = lambda i: self.status.snapshot(job.id, i)  # noqa: E731
@@ -351,10 +324,9 @@ class JobService:
     def engines(self) -> dict[str, Any]:
         reports = self.presence.engines(modes())
         entries = [engine_entry(mode, reports[mode]) for mode in reports]
-        return Engines(engines=entries, limits=self.limits.to_dict()).model_dump(by_alias=True)
+        return Engines(engines=entries, limits=Limits.of(self.settings.api)).model_dump(by_alias=True)
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Each backing service's state ("ok" or "unavailable"); True when all are ok."""
         checks = {"redis": self.status.ping, "kafka": self._kafka_ready, "s3": self.storage.ping}
         states = {}
         for name, check in checks.items():
@@ -376,8 +348,6 @@ class JobService:
 
 
 def engine_entry(mode: str, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One mode's entry of GET /api/v1/engines: its declaration (:class:`~consumer.engines.kind.EngineKind`)
-    and its consumers' live reports."""
     declared = kind(mode)
     cls = declared.params
     available = any(r.get("available") for r in reports)
@@ -435,7 +405,6 @@ def is_unselected(part: FilePart) -> bool:
 
 
 def _check_init_image(params: Params, init_parts: list[FilePart]) -> None:
-    """An init_image exactly when the mode's parameters ask for one (:attr:`Params.init_image_when`)."""
     wants = params.wants_init_image()
     when = "=".join(params.init_image_when or ())
     if wants and not init_parts:
@@ -449,39 +418,12 @@ def _check_init_image(params: Params, init_parts: list[FilePart]) -> None:
         raise ValidationError(f"an init_image {why}", field="init_image")
 
 
-def _check_sizes(params: Params, uploads: dict[str, Upload]) -> None:
-    """The engine's own size rules on the decoded images (:meth:`Params.check_images`)."""
-    styles = [(u.width, u.height) for name, u in uploads.items() if name.startswith("style-")]
-    params.check_images((uploads["content"].width, uploads["content"].height), styles)
-
-
 def _unavailable(exc: Exception) -> StylequeueError:
     """A submission's failed write as the client hears it: the service's name, not its error text.
-
-    A project error that is not about availability (a duplicate id) is passed on as it is.
-    """
+    A project error that is not about availability (a duplicate id) is passed on as it is."""
     if isinstance(exc, StylequeueError) and not isinstance(exc, ServiceUnavailable):
         return exc
     # bus.publish turns a broker's KafkaError into ServiceUnavailable; the others are raw clients'.
     service = "kafka" if isinstance(exc, ServiceUnavailable) else (service_name(exc) or "storage")
     log.warning("submission failed: %s: %s: %s", service, type(exc).__name__, exc)
     return ServiceUnavailable(unavailable_message(service))
-
-
-def upload_keys(job_id: str, uploads: dict[str, Upload]) -> dict[str, str]:
-    """Each upload's S3 key by its name (content, style-0 …, init_image), with its stored format's
-    suffix: an upright RGB JPEG is kept as a JPEG (:mod:`api.uploads`), everything else is a PNG."""
-    keys = object_keys(job_id)
-    out = {}
-    for name, upload in uploads.items():
-        template = keys["style"].format(index=int(name[6:])) if name.startswith("style-") else keys[name]
-        out[name] = template.removesuffix(".png") + upload.suffix
-    return out
-
-
-def _named_parts(parts: dict[str, list[FilePart]]) -> Iterator[tuple[str, FilePart]]:
-    yield "content", parts["content"][0]
-    for index, part in enumerate(parts["style"]):
-        yield f"style-{index}", part
-    for part in parts["init_image"]:
-        yield "init_image", part

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
@@ -34,6 +34,8 @@ from stylequeue.params.images import check_image_shape
 FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 # Modes holding more than 8 bits per sample: scaled down, not clipped (Pillow's convert clips).
 WIDE_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# EXIF orientation values that leave the image as it is stored.
+UPRIGHT = (None, 0, 1)
 
 
 class BadRequest(ValidationError):
@@ -52,24 +54,6 @@ class UnsupportedImage(ValidationError):
     """The file is not a JPEG, PNG or WebP image (HTTP 415)."""
 
     code = "unsupported_media_type"
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_file_bytes: int
-    max_request_bytes: int
-    max_pixels: int
-
-    @classmethod
-    def from_config(cls, cfg: ApiConfig) -> Limits:
-        return cls(cfg.max_file_bytes, cfg.max_request_bytes, cfg.max_pixels)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "formats": sorted(FORMATS.values())}
-
-
-# EXIF orientation values that leave the image as it is stored.
-UPRIGHT = (None, 0, 1)
 
 
 @dataclass(frozen=True)
@@ -94,17 +78,7 @@ class Upload:
         return ".jpg" if self.stored_format == "jpeg" else ".png"
 
 
-def read_limited(stream: IO[bytes], field: str, limit: int) -> bytes:
-    """The stream's bytes, refusing (TooLarge) without reading more than ``limit + 1``."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise TooLarge(f"file is larger than the limit of {limit} bytes", field=field)
-    if not data:
-        raise BadRequest("file is empty", field=field)
-    return data
-
-
-def _open(data: bytes, field: str, limits: Limits) -> Image.Image:
+def _open(data: bytes, field: str, limits: ApiConfig) -> Image.Image:
     """Identify the format and check the pixel count, without decoding the pixels yet."""
     try:
         with warnings.catch_warnings():
@@ -168,7 +142,7 @@ def _as_sent(data: bytes, image: Image.Image, field: str) -> Upload | None:
     return Upload(field, stripped, kept.width, kept.height, "jpeg", "RGB", len(data), "jpeg")
 
 
-def normalise(data: bytes, field: str, limits: Limits) -> Upload:
+def normalise(data: bytes, field: str, limits: ApiConfig) -> Upload:
     """Validate one uploaded file and return it as the engines' input (see the module docstring)."""
     image = _open(data, field, limits)
     source_format, source_mode = FORMATS[image.format], image.mode
@@ -183,6 +157,12 @@ def normalise(data: bytes, field: str, limits: Limits) -> Upload:
     return Upload(field, out.getvalue(), rgb.width, rgb.height, source_format, source_mode, len(data))
 
 
-def accept(stream: IO[bytes], field: str, limits: Limits) -> Upload:
-    """Read (within the per-file limit) and normalise one uploaded file."""
-    return normalise(read_limited(stream, field, limits.max_file_bytes), field, limits)
+def accept(stream: IO[bytes], field: str, limits: ApiConfig) -> Upload:
+    """Read and normalise one uploaded file, never reading more than the per-file limit + 1 bytes."""
+    limit = limits.max_file_bytes
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"file is larger than the limit of {limit} bytes", field=field)
+    if not data:
+        raise BadRequest("file is empty", field=field)
+    return normalise(data, field, limits)

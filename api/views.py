@@ -19,8 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from stylequeue.job import Job, Status
 
 API_PREFIX = "/api/v1"
-
-# Fields of the record a client never sees.
 RECORD_ONLY = frozenset({"inputs", "result_key", "releases", "retry_at"})
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
@@ -28,8 +26,6 @@ Scalar = str | int | float | bool | None
 
 
 class View(BaseModel):
-    """Every response model: an undeclared field is an error, never passed on."""
-
     model_config = ConfigDict(extra="forbid")
 
 

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import imagefiles as files
 import numpy as np
 import pytest
 from PIL import Image
 
-from api.uploads import BadRequest, Limits, TooLarge, UnsupportedImage, accept, normalise
+from api.uploads import BadRequest, TooLarge, UnsupportedImage, accept, normalise
 from stylequeue.errors import ValidationError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits api.uploads reads from its ApiConfig."""
+
+    max_file_bytes: int
+    max_request_bytes: int
+    max_pixels: int
+
 
 LIMITS = Limits(max_file_bytes=200_000, max_request_bytes=500_000, max_pixels=40_000_000)
 
