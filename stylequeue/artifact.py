@@ -180,7 +180,8 @@ def _locked(directory: Path) -> Iterator[None]:
 def _fill(
     url: str, part: Path, name: str, size: int | None, s3: Any, progress: Progress | None, how: str
 ) -> None:
-    """Download into ``part``; an s3:// object comes whole (no resume), so a failure discards it."""
+    """Download into ``part``; an s3:// object comes whole (no resume): boto3 renames its temporary
+    file to ``part`` once complete, so a failure leaves nothing."""
     parsed = urlparse(url)
     if parsed.scheme != "s3":
         _HttpDownload(url, part, name, size, how, progress).run()
@@ -189,14 +190,9 @@ def _fill(
         raise ArtifactError(f"{name}: an s3:// URI needs S3 settings (STYLEQUEUE_S3_ENDPOINT …)")
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     try:
-        with open(part, "wb") as out:
-            try:
-                s3.download_fileobj(bucket, key, out)
-            except Exception as exc:  # botocore raises several unrelated types; all mean "not there"
-                raise ArtifactError(_missing_message(name, f"s3://{bucket}/{key} ({exc})", how)) from exc
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+        s3.download_file(bucket, key, str(part))
+    except Exception as exc:  # botocore raises several unrelated types; all mean "not there"
+        raise ArtifactError(_missing_message(name, f"s3://{bucket}/{key} ({exc})", how)) from exc
 
 
 # --- HTTP, resumable -------------------------------------------------------------------------

@@ -122,8 +122,8 @@ def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
         # that a restarted broker lost (the broker's default count would strand jobs on
         # partitions no consumer was assigned); until the reconciler re-creates them, 503.
         "allow_auto_create_topics": False,
+        **overrides,
     }
-    options.update(overrides)
     try:
         if cfg.placement == "backlog":  # job messages go where consumers are free (stylequeue.placement)
             from stylequeue import placement
@@ -165,26 +165,16 @@ def ensure_topics(
                 log.info("created topics %s with %d partitions", missing, cfg.partitions)
             except TopicAlreadyExistsError:
                 log.info("topics %s were created concurrently", missing)
-        _warn_small(admin, cfg, wanted)
+        for topic in admin.describe_topics(wanted):
+            count = len(topic.get("partitions") or ())
+            if count < cfg.partitions:
+                log.warning(
+                    "topic %s has %d partitions, fewer than the configured %d",
+                    topic["name"],
+                    count,
+                    cfg.partitions,
+                )
     return wanted
-
-
-def _warn_small(admin: KafkaAdminClient, cfg: KafkaConfig, topics: list[str]) -> None:
-    for topic in admin.describe_topics(topics):
-        count = len(topic.get("partitions") or ())
-        if count < cfg.partitions:
-            log.warning(
-                "topic %s has %d partitions, fewer than the configured %d",
-                topic["name"],
-                count,
-                cfg.partitions,
-            )
-
-
-def partition_id(partition: Any) -> int:
-    """A partition's number in a ``describe_topics`` answer: kafka-python names it
-    ``partition_index`` (newer) or ``partition`` (older)."""
-    return int(partition["partition_index"] if "partition_index" in partition else partition["partition"])
 
 
 def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:
@@ -241,21 +231,11 @@ def make_consumer(cfg: KafkaConfig, mode: str, client_id: str, **overrides: Any)
         # A topic re-created after a broker restart is noticed within seconds, not five minutes.
         "metadata_max_age_ms": 10_000,
         "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
+        **overrides,
     }
-    options.update(overrides)
     consumer = KafkaConsumer(**options)
     consumer.subscribe([topic_for(cfg, mode)], listener=listener)
     return consumer
-
-
-def end_offsets(cfg: KafkaConfig, topic: str) -> dict[int, int]:
-    """Partition → end offset of ``topic`` (used to show that nothing was published)."""
-    from kafka import TopicPartition
-
-    with closing(KafkaConsumer(bootstrap_servers=_servers(cfg), enable_auto_commit=False)) as consumer:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-    return {tp.partition: offset for tp, offset in offsets.items()}
 
 
 def ping(producer: KafkaProducer, cfg: KafkaConfig, mode: str) -> None:

@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 from pydantic_settings.sources.utils import parse_env_vars
 
 from stylequeue.errors import ConfigError
-from stylequeue.params import show_number, translate
+from stylequeue.params import param, show_number, translate
 
 T = TypeVar("T", bound="Section")
 
@@ -126,45 +126,39 @@ def _range(schema: dict[str, Any]) -> str:
 class EngineConfig(Section):
     """How a process builds its engines: device, precision and where the weights are."""
 
-    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = Field(
+    device: str = param("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "fp16", "bf16", "auto"] = param(
         "auto",
-        description="network precision: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, "
+        "network precision: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, "
         "bf16, or fp16 (CUDA only); Gram matrices and losses stay fp32",
     )
-    cuda_graphs: bool = Field(
-        False,
-        description="Gatys on CUDA: replay each stage's forward/backward as a CUDA graph (ignored on CPU)",
+    cuda_graphs: bool = param(
+        False, "Gatys on CUDA: replay each stage's forward/backward as a CUDA graph (ignored on CPU)"
     )
-    random_weights: bool = Field(
-        False, description="DEV/TEST ONLY: build randomly initialised networks instead of loading weights"
+    random_weights: bool = param(
+        False, "DEV/TEST ONLY: build randomly initialised networks instead of loading weights"
     )
-    cache_dir: UserPath = Field(Path("~/.cache/stylequeue"), description="where downloaded weights are kept")
-    models_base_url: str = Field(
+    cache_dir: UserPath = param(Path("~/.cache/stylequeue"), "where downloaded weights are kept")
+    models_base_url: str = param(
         "",
-        description="mirror 'stylequeue models pull' fetches from (https:// or s3:// prefix + file name) "
+        "mirror 'stylequeue models pull' fetches from (https:// or s3:// prefix + file name) "
         "instead of each file's public URL",
     )
-    vgg19_weights: str = Field(VGG19_TORCHVISION_URL, description="VGG19 weights: path, s3:// or https URL")
-    vgg16_weights: str = Field(VGG16_TORCHVISION_URL, description="VGG16 weights: path, s3:// or https URL")
-    vgg_format: Literal["torchvision", "caffe", "adain"] = Field(
-        "torchvision",
-        description="layout/preprocessing of the VGG file (keys cannot tell torchvision from caffe)",
+    vgg19_weights: str = param(VGG19_TORCHVISION_URL, "VGG19 weights: path, s3:// or https URL")
+    vgg16_weights: str = param(VGG16_TORCHVISION_URL, "VGG16 weights: path, s3:// or https URL")
+    vgg_format: Literal["torchvision", "caffe", "adain"] = param(
+        "torchvision", "layout/preprocessing of the VGG file (keys cannot tell torchvision from caffe)"
     )
-    blend_model: str = Field(
+    blend_model: str = param(
         "",
-        description="blend model: unset or 'magenta' (Magenta's pretrained network, shipped in a wheel), our .pt "
+        "blend model: unset or 'magenta' (Magenta's pretrained network, shipped in a wheel), our .pt "
         "file, a TorchScript file, or 'ENCODER.pth,DECODER.pth' (AdaIN pair)",
     )
-    blend_cache_size: int = Field(
-        256, ge=0, description="style statistics kept in memory by the blend engine (LRU)"
+    blend_cache_size: int = param(256, "style statistics kept in memory by the blend engine (LRU)", ge=0)
+    style_cache_ttl_s: int = param(
+        7 * 86400, "how long a style's code stays in Redis for every consumer", ge=1
     )
-    style_cache_ttl_s: int = Field(
-        7 * 86400, ge=1, description="how long a style's code stays in Redis for every consumer"
-    )
-    blend_max_batch: int = Field(
-        8, ge=1, description="most blend jobs of one output size decoded in one forward pass"
-    )
+    blend_max_batch: int = param(8, "most blend jobs of one output size decoded in one forward pass", ge=1)
 
 
 class S3Config(Section):
@@ -173,17 +167,15 @@ class S3Config(Section):
     endpoint: str = Field(description="S3 API endpoint URL, e.g. http://minio:9000")
     access_key: str = Field(description="S3 access key id")
     secret_key: str = Field(description="S3 secret access key")
-    bucket: str = Field("stylequeue", description="bucket for uploads, results and snapshots")
-    region: str = Field("us-east-1", description="S3 region name")
-    public_endpoint: str = Field(
-        "", description="endpoint presigned URLs are signed for (default: the endpoint)"
-    )
-    presign_ttl_s: int = Field(
+    bucket: str = param("stylequeue", "bucket for uploads, results and snapshots")
+    region: str = param("us-east-1", "S3 region name")
+    public_endpoint: str = param("", "endpoint presigned URLs are signed for (default: the endpoint)")
+    presign_ttl_s: int = param(
         3600,
+        "lifetime of presigned download URLs",
         ge=1,
         le=604800,
         validation_alias="STYLEQUEUE_PRESIGN_TTL_S",
-        description="lifetime of presigned download URLs",
     )
 
 
@@ -191,14 +183,14 @@ class RedisConfig(Section):
     url: str = Field(
         validation_alias="STYLEQUEUE_REDIS_URL", description="Redis URL, e.g. redis://redis:6379/0"
     )
-    snapshot_ttl_s: int = Field(86400, ge=1, description="how long snapshots stay in Redis")
-    job_ttl_s: int = Field(7 * 86400, ge=1, description="how long job records stay in Redis")
-    lease_s: float = Field(
+    snapshot_ttl_s: int = param(86400, "how long snapshots stay in Redis", ge=1)
+    job_ttl_s: int = param(7 * 86400, "how long job records stay in Redis", ge=1)
+    lease_s: float = param(
         15.0,
+        "a running job's lease: no other consumer takes it over before this long without a sign "
+        "of life (keep above STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS)",
         gt=0,
         validation_alias="STYLEQUEUE_JOB_LEASE_S",
-        description="a running job's lease: no other consumer takes it over before this long without a sign "
-        "of life (keep above STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS)",
     )
 
 
@@ -207,150 +199,127 @@ class KafkaConfig(Section):
         validation_alias="STYLEQUEUE_KAFKA_BOOTSTRAP",
         description="Kafka bootstrap servers, host:port[,host:port]",
     )
-    topic_prefix: str = Field("stylequeue.jobs.", description="job topic = prefix + mode")
-    dead_letter_topic: str = Field("stylequeue.dead-letter", description="failed jobs")
-    partitions: int = Field(
+    topic_prefix: str = param("stylequeue.jobs.", "job topic = prefix + mode")
+    dead_letter_topic: str = param("stylequeue.dead-letter", "failed jobs")
+    partitions: int = param(
         6,
+        "partitions per job topic (max consumers per mode)",
         ge=1,
         validation_alias="STYLEQUEUE_TOPIC_PARTITIONS",
-        description="partitions per job topic (max consumers per mode)",
     )
-    replication: int = Field(
-        1,
-        ge=1,
-        validation_alias="STYLEQUEUE_TOPIC_REPLICATION",
-        description="replication factor of created topics",
+    replication: int = param(
+        1, "replication factor of created topics", ge=1, validation_alias="STYLEQUEUE_TOPIC_REPLICATION"
     )
-    group_prefix: str = Field("stylequeue-", description="consumer group = prefix + mode")
-    session_timeout_ms: int = Field(
+    group_prefix: str = param("stylequeue-", "consumer group = prefix + mode")
+    session_timeout_ms: int = param(
         10000,
+        "how soon a dead consumer's jobs move to another",
         ge=1,
         validation_alias="STYLEQUEUE_KAFKA_SESSION_TIMEOUT_MS",
-        description="how soon a dead consumer's jobs move to another",
     )
-    heartbeat_interval_ms: int = Field(
-        1000,
-        ge=1,
-        validation_alias="STYLEQUEUE_KAFKA_HEARTBEAT_MS",
-        description="consumer heartbeat interval",
+    heartbeat_interval_ms: int = param(
+        1000, "consumer heartbeat interval", ge=1, validation_alias="STYLEQUEUE_KAFKA_HEARTBEAT_MS"
     )
-    placement: Literal["backlog", "key"] = Field(
+    placement: Literal["backlog", "key"] = param(
         "backlog",
-        description="partition of a new job: backlog (the one with the least consumer lag, so idle consumers get "
+        "partition of a new job: backlog (the one with the least consumer lag, so idle consumers get "
         "the next jobs) or key (a hash of the job id)",
     )
 
 
 class ApiConfig(Section):
-    max_file_bytes: int = Field(20 * 2**20, ge=1, description="largest accepted upload file")
-    max_request_bytes: int = Field(60 * 2**20, ge=1, description="largest accepted request")
-    max_pixels: int = Field(40_000_000, ge=1, description="largest decoded image (decompression bombs)")
-    max_form_parts: int = Field(
-        200, ge=1, description="most parts (fields and files) in one multipart request"
-    )
-    max_field_bytes: int = Field(65536, ge=1, description="largest text field of a multipart request")
-    header_timeout_s: float = Field(
+    max_file_bytes: int = param(20 * 2**20, "largest accepted upload file", ge=1)
+    max_request_bytes: int = param(60 * 2**20, "largest accepted request", ge=1)
+    max_pixels: int = param(40_000_000, "largest decoded image (decompression bombs)", ge=1)
+    max_form_parts: int = param(200, "most parts (fields and files) in one multipart request", ge=1)
+    max_field_bytes: int = param(65536, "largest text field of a multipart request", ge=1)
+    header_timeout_s: float = param(
         10.0,
-        gt=0,
-        description="a request's line and headers must arrive within this long of its first byte (else the "
+        "a request's line and headers must arrive within this long of its first byte (else the "
         "connection is closed)",
-    )
-    body_timeout_s: float = Field(
-        60.0,
         gt=0,
-        description="a request body must arrive within this long (else 408); bodies are read in full before "
+    )
+    body_timeout_s: float = param(
+        60.0,
+        "a request body must arrive within this long (else 408); bodies are read in full before "
         "the request is handled",
+        gt=0,
     )
-    max_uploads_per_client: int = Field(
+    max_uploads_per_client: int = param(
         2,
-        ge=0,
-        description="request bodies one client address may be sending at once, per API worker process (0: no "
+        "request bodies one client address may be sending at once, per API worker process (0: no "
         "limit); more answer 429",
-    )
-    trusted_proxies: int = Field(
-        0,
         ge=0,
-        description="reverse proxies in front of the API whose X-Forwarded-For names the client (compose: 1)",
     )
-    api_keys: str = Field(
+    trusted_proxies: int = param(
+        0, "reverse proxies in front of the API whose X-Forwarded-For names the client (compose: 1)", ge=0
+    )
+    api_keys: str = param(
         "",
-        description="API keys, comma-separated, each KEY or NAME:KEY; with keys (here or in the file) every "
+        "API keys, comma-separated, each KEY or NAME:KEY; with keys (here or in the file) every "
         "job route needs 'Authorization: Bearer KEY' and a job belongs to the key that submitted it",
     )
-    api_keys_file: str = Field("", description="a file of API keys, one KEY or NAME:KEY a line (# comments)")
-    rate_limit_per_key: str = Field(
-        "",
-        description="requests one API key may make, e.g. '600/minute;20/second' (empty: no limit); 429 past it",
+    api_keys_file: str = param("", "a file of API keys, one KEY or NAME:KEY a line (# comments)")
+    rate_limit_per_key: str = param(
+        "", "requests one API key may make, e.g. '600/minute;20/second' (empty: no limit); 429 past it"
     )
-    rate_limit_per_ip: str = Field(
-        "",
-        description="requests one client address may make, e.g. '1200/minute' (empty: no limit); 429 past it",
+    rate_limit_per_ip: str = param(
+        "", "requests one client address may make, e.g. '1200/minute' (empty: no limit); 429 past it"
     )
-    max_active_jobs_per_key: int = Field(
-        0,
-        ge=0,
-        description="queued or running jobs one API key may have (0: no quota); a submission past it gets 429",
+    max_active_jobs_per_key: int = param(
+        0, "queued or running jobs one API key may have (0: no quota); a submission past it gets 429", ge=0
     )
-    cors_origins: str = Field(
-        "",
-        description="origins a browser may call the API from, comma-separated, or * (empty: same origin only)",
+    cors_origins: str = param(
+        "", "origins a browser may call the API from, comma-separated, or * (empty: same origin only)"
     )
-    ui_dir: str = Field("", description="serve the built web UI from this folder at / (dev stack)")
-    bind: str = Field(
-        "0.0.0.0:8000",
-        validation_alias="STYLEQUEUE_API_BIND",
-        description="address gunicorn listens on (host:port)",
+    ui_dir: str = param("", "serve the built web UI from this folder at / (dev stack)")
+    bind: str = param(
+        "0.0.0.0:8000", "address gunicorn listens on (host:port)", validation_alias="STYLEQUEUE_API_BIND"
     )
-    workers: int = Field(
-        2, ge=1, validation_alias="STYLEQUEUE_API_WORKERS", description="gunicorn worker processes"
-    )
-    threads: int = Field(
+    workers: int = param(2, "gunicorn worker processes", ge=1, validation_alias="STYLEQUEUE_API_WORKERS")
+    threads: int = param(
         4,
+        "threads per gunicorn worker (slow uploads overlap)",
         ge=1,
         validation_alias="STYLEQUEUE_API_THREADS",
-        description="threads per gunicorn worker (slow uploads overlap)",
     )
-    compat_routes: bool = Field(
+    compat_routes: bool = param(
         True,
-        description="serve the seed projects' routes (/api/generate, /stylize, /upload_images/ …) as stylequeue jobs",
+        "serve the seed projects' routes (/api/generate, /stylize, /upload_images/ …) as stylequeue jobs",
     )
-    compat_wait_s: float = Field(
-        60.0,
-        ge=0,
-        description="how long a seed route waits for its job; after that it answers 202 with the job's URL",
+    compat_wait_s: float = param(
+        60.0, "how long a seed route waits for its job; after that it answers 202 with the job's URL", ge=0
     )
 
 
 class WorkerConfig(Section):
-    max_attempts: int = Field(3, ge=1, description="tries of a job before it is dead-lettered")
-    blend_batch: int = Field(
+    max_attempts: int = param(3, "tries of a job before it is dead-lettered", ge=1)
+    blend_batch: int = param(
         8,
+        "most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
         ge=1,
-        description="most blend jobs a consumer takes from Kafka at once (per-pass limit: STYLEQUEUE_BLEND_MAX_BATCH)",
     )
-    metrics_port: int = Field(0, ge=0, le=65535, description="consumer /metrics port (0: off)")
-    metrics_addr: str = Field(
+    metrics_port: int = param(0, "consumer /metrics port (0: off)", ge=0, le=65535)
+    metrics_addr: str = param(
         "127.0.0.1",
-        description="address the consumer /metrics server binds (loopback unless set, e.g. 0.0.0.0 in compose)",
+        "address the consumer /metrics server binds (loopback unless set, e.g. 0.0.0.0 in compose)",
     )
-    retry_backoff_s: float = Field(
-        5.0, ge=0, description="wait before a failed job's first retry (doubles each retry)"
-    )
-    retry_backoff_max_s: float = Field(300.0, ge=0, description="longest wait before a retry")
-    stall_s: float = Field(
+    retry_backoff_s: float = param(5.0, "wait before a failed job's first retry (doubles each retry)", ge=0)
+    retry_backoff_max_s: float = param(300.0, "longest wait before a retry", ge=0)
+    stall_s: float = param(
         900.0,
+        "a job silent this long (no progress, snapshot or cancel check) ends its consumer",
         gt=0,
         validation_alias="STYLEQUEUE_JOB_STALL_S",
-        description="a job silent this long (no progress, snapshot or cancel check) ends its consumer",
     )
 
 
 class LoadTestConfig(Section):
     """Switches for load tests and benchmarks; never on in a production deployment."""
 
-    synthetic_engine: bool = Field(
+    synthetic_engine: bool = param(
         False,
-        description="LOAD TESTS ONLY: add the 'synthetic' mode (a job that sleeps for its duration_s) to the API "
+        "LOAD TESTS ONLY: add the 'synthetic' mode (a job that sleeps for its duration_s) to the API "
         "and consumers; set it on both",
     )
 
@@ -360,21 +329,19 @@ class ReconcilerConfig(Section):
 
     model_config = SettingsConfigDict(env_prefix="STYLEQUEUE_RECONCILE_")
 
-    interval_s: float = Field(5.0, gt=0, description="seconds between reconciliation passes")
-    grace_s: float = Field(
-        15.0,
-        ge=0,
-        description="a queued job unpublished this long, or a message the broker lost, is published again",
+    interval_s: float = param(5.0, "seconds between reconciliation passes", gt=0)
+    grace_s: float = param(
+        15.0, "a queued job unpublished this long, or a message the broker lost, is published again", ge=0
     )
-    sweep_interval_s: float = Field(
+    sweep_interval_s: float = param(
         60.0,
-        ge=0,
-        description="seconds between sweeps of the S3 bucket for job folders without a record (at once "
+        "seconds between sweeps of the S3 bucket for job folders without a record (at once "
         "after Redis lost its data)",
+        ge=0,
     )
-    orphan_age_s: float = Field(
+    orphan_age_s: float = param(
         3600.0,
+        "S3 job folders without a Redis record this old are removed",
         ge=0,
         validation_alias="STYLEQUEUE_ORPHAN_AGE_S",
-        description="S3 job folders without a Redis record this old are removed",
     )

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
+
 from stylequeue.clock import SYSTEM, Clock
 from stylequeue.errors import ValidationError
 
@@ -32,17 +34,6 @@ class Status(enum.StrEnum):
 
 
 TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
-
-# Which status may follow which. RUNNING → QUEUED is a worker releasing a job (shutdown, retry).
-TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
-    Status.RUNNING: frozenset({Status.QUEUED, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}),
-    **dict.fromkeys(TERMINAL, frozenset()),
-}
-
-
-def can_transition(current: Status, new: Status) -> bool:
-    return new in TRANSITIONS[current]
 
 
 def now_iso() -> str:
@@ -141,35 +132,17 @@ class Job:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         try:
-            return cls(
-                id=data["id"],
-                mode=data["mode"],
-                params=dict(data.get("params") or {}),
-                inputs=Inputs(
-                    data["inputs"]["content"],
-                    tuple(data["inputs"]["styles"]),
-                    data["inputs"].get("init_image"),
-                ),
-                status=Status(data.get("status", Status.QUEUED)),
-                attempt=int(data.get("attempt", 0)),
-                releases=int(data.get("releases", 0)),
-                retry_at=data.get("retry_at"),
-                progress=Progress(**(data.get("progress") or {})),
-                submitted_at=data.get("submitted_at") or now_iso(),
-                started_at=data.get("started_at"),
-                finished_at=data.get("finished_at"),
-                error=JobError(**data["error"]) if data.get("error") else None,
-                result_key=data.get("result_key"),
-                snapshots=tuple(int(i) for i in data.get("snapshots") or ()),
-                engine=dict(data.get("engine") or {}),
-                resumed_from=Resumed(**data["resumed_from"]) if data.get("resumed_from") else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            return _RECORD.validate_python(data)
+        except pydantic.ValidationError as exc:
             raise ValidationError(f"malformed job record: {exc!r}", field="job") from exc
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Job:
         return cls.from_dict(json.loads(text))
+
+
+# Reads a record back into the nested dataclasses, the status enum and the tuples.
+_RECORD = pydantic.TypeAdapter(Job)
 
 
 def object_keys(job_id: str, attempt: int | None = None) -> dict[str, str]:

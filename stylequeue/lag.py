@@ -55,33 +55,40 @@ class KafkaLagReader:
             raise
 
     def _mode_lags(self, mode: str) -> list[PartitionLag]:
-        from kafka import TopicPartition
         from kafka.admin import OffsetSpec
 
-        from stylequeue import bus
-
         group, topic = self.targets[mode]
-        described = self._admin.describe_topics([topic])
-        partitions = [
-            TopicPartition(topic, bus.partition_id(p)) for t in described for p in t.get("partitions") or ()
-        ]
+        partitions, ends, done = partition_offsets(self._admin, group, topic)
         if not partitions:
             return []
-        ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
         starts = self._admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
-        committed = self._admin.list_group_offsets({group: partitions}).get(group, {})
-        done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}  # -1: none
         return [
-            PartitionLag(mode, group, topic, tp.partition, ends[tp].offset, done.get(tp, starts[tp].offset))
+            PartitionLag(mode, group, topic, tp.partition, ends[tp], done.get(tp, starts[tp].offset))
             for tp in partitions
         ]
 
     def close(self) -> None:
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            finally:
-                self._admin = None
+        admin, self._admin = self._admin, None  # None even if closing fails: the next read rebuilds it
+        if admin is not None:
+            admin.close()
+
+
+def partition_offsets(admin: Any, group: str, topic: str) -> tuple[list[Any], dict[Any, int], dict[Any, int]]:
+    """``topic``'s partitions (TopicPartitions), their log ends, and ``group``'s committed offsets
+    where it committed one."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    described = admin.describe_topics([topic])
+    partitions = [
+        TopicPartition(topic, p["partition_index"]) for t in described for p in t.get("partitions") or ()
+    ]
+    if not partitions:
+        return [], {}, {}
+    ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+    committed = admin.list_group_offsets({group: partitions}).get(group, {})
+    done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}  # -1: none
+    return partitions, {tp: info.offset for tp, info in ends.items()}, done
 
 
 def lag_reader(cfg: Any, modes: Iterable[str], *, client_id: str) -> KafkaLagReader:

@@ -5,11 +5,9 @@ The API (several gunicorn workers) uses prometheus-client's multiprocess mode wh
 use the small functions below rather than touching metric objects, so names and labels stay in
 one place.
 
-Events (counters and histograms moved by the API and the consumers) and process state (consumer
-liveness, jobs in flight) are defined here. Readings taken when Prometheus scrapes live beside the
-process that serves them: queue depth, consumers per engine and consumer lag in the API
-(:mod:`api.pipeline_metrics`), GPU memory and utilisation in a consumer
-(:mod:`consumer.gpu_metrics`).
+Readings taken when Prometheus scrapes live beside the process that serves them: queue depth,
+consumers per engine and consumer lag in the API (:mod:`api.pipeline_metrics`), GPU memory and
+utilisation in a consumer (:mod:`consumer.gpu_metrics`).
 """
 
 from __future__ import annotations
@@ -164,7 +162,6 @@ def init_series(modes: Iterable[str], *, style_cache: bool = False) -> None:
 
 
 def multiprocess_dir() -> Path | None:
-    """The multiprocess directory when ``PROMETHEUS_MULTIPROC_DIR`` is set."""
     value = os.environ.get(MULTIPROC_ENV, "")
     return Path(value) if value else None
 
@@ -191,10 +188,8 @@ def mark_worker_dead(pid: int) -> None:
 
 
 def exposition(collectors: Iterable[Collector] = ()) -> tuple[bytes, str]:
-    """The text exposition of this process (or of every gunicorn worker) plus ``collectors``.
-
-    Returns ``(body, content_type)`` for a ``/metrics`` response.
-    """
+    """The text exposition of this process (or of every gunicorn worker) plus ``collectors``: a
+    ``/metrics`` response's body and content type."""
     if multiprocess_dir() is not None:
         base = CollectorRegistry()
         multiprocess.MultiProcessCollector(base)

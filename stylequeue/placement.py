@@ -15,9 +15,6 @@ plus what this producer has sent there since. Lag falls where consumers are idle
 jobs go to them. Readings are at most ``refresh_s`` old; while Kafka cannot be read, the counts of
 this producer's own sends alone decide (round-robin). Placement is per producer: several API
 workers each balance their own sends on the same readings.
-
-:func:`least_backlog` is the decision, pure; :class:`Placer` keeps the readings; and
-:class:`BacklogProducer` is a KafkaProducer that asks the placer for job topics' partitions.
 """
 
 from __future__ import annotations

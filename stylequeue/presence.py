@@ -44,7 +44,6 @@ class Presence:
             pipe.execute()
 
     def engines(self, modes: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        """Live reports of each of ``modes``, consumers sorted by id."""
         return {mode: self.live(mode) for mode in modes}
 
     def live(self, mode: str) -> list[dict[str, Any]]:

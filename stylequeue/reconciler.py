@@ -27,7 +27,8 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from stylequeue import bus
@@ -35,6 +36,7 @@ from stylequeue.clock import SYSTEM, Clock
 from stylequeue.config import KafkaConfig
 from stylequeue.errors import Conflict, NotFound
 from stylequeue.job import Inputs, Job, Status, epoch_s, now_iso, object_keys
+from stylequeue.lag import partition_offsets
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +58,11 @@ class Published:
     at: float
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"topic": self.topic, "partition": self.partition, "offset": self.offset, "at": self.at}
-        )
+        return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Published:
-        data = json.loads(raw)
-        return cls(str(data["topic"]), int(data["partition"]), int(data["offset"]), float(data["at"]))
+        return cls(**json.loads(raw))
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,7 @@ class Reconciler:
         redis, key, ttl_ms = self.store.redis, self._key(LOCK_KEY), int(self.lock_ttl_s * 1000)
         if redis.set(key, self.name, nx=True, px=ttl_ms):
             return True
-        holder = redis.get(key)
-        if holder is not None and holder.decode() == self.name:
+        if redis.get(key) == self.name.encode():
             redis.pexpire(key, ttl_ms)
             return True
         return False
@@ -174,12 +172,9 @@ class Reconciler:
             return {}
         self.stats = dict.fromkeys(self.stats, 0)
         bus.ensure_topics(self.kafka, self.modes)
-        broker = BrokerView(self.kafka, self.modes)
-        try:
+        with closing(BrokerView(self.kafka, self.modes)) as broker:
             for job_id in self._candidates():
                 self._reconcile(job_id, broker)
-        finally:
-            broker.close()
         if self._sweep_due():
             self._sweep()
         return dict(self.stats)
@@ -187,9 +182,8 @@ class Reconciler:
     def _sweep_due(self) -> bool:
         """The S3 sweep lists the whole bucket, so it runs every ``sweep_interval_s``, not every
         pass; at once when this process has not swept yet or Redis lost its data (the marker)."""
-        marker = self._key(SWEPT_KEY)
         due = self._swept_at is None or self.clock.monotonic() - self._swept_at >= self.sweep_interval_s
-        return due or not self.store.redis.exists(marker)
+        return due or not self.store.redis.exists(self._key(SWEPT_KEY))
 
     def _candidates(self) -> set[str]:
         """Every job that may need a message: queued ones, and everything in the outbox."""
@@ -244,8 +238,7 @@ class Reconciler:
 
     def _rebuild(self, job_id: str, keys: list[str]) -> None:
         """The record of a job from its S3 folder; queued again unless an attempt left a result."""
-        stored = json.loads(self.storage.get(object_keys(job_id)["params"]))
-        job = rebuilt_job(job_id, stored, keys)
+        job = rebuilt_job(job_id, json.loads(self.storage.get(object_keys(job_id)["params"])), keys)
         try:
             self.store.create(job)
         except Conflict as exc:  # it came back meanwhile (the API or a consumer wrote it)
@@ -288,33 +281,19 @@ class BrokerView:
     record at a job's offset when that is what decides."""
 
     def __init__(self, cfg: KafkaConfig, modes: list[str]) -> None:
-        from kafka import TopicPartition
-        from kafka.admin import OffsetSpec
-
         self._admin = bus.make_admin(cfg, client_id="stylequeue-reconciler")
         self._reader: Any = None
         self._cfg = cfg
         self.partitions: dict[str, set[int]] = {}
+        # Keyed by TopicPartition, a named tuple: ``(topic, partition)`` finds an entry.
         self.ends: dict[tuple[str, int], int] = {}
         self.committed: dict[tuple[str, int], int] = {}
         for mode in modes:
             topic = bus.topic_for(cfg, mode)
-            described = self._admin.describe_topics([topic])
-            parts = [
-                TopicPartition(topic, bus.partition_id(p))
-                for t in described
-                for p in t.get("partitions") or ()
-            ]
+            parts, ends, committed = partition_offsets(self._admin, bus.group_for(cfg, mode), topic)
             self.partitions[topic] = {tp.partition for tp in parts}
-            if not parts:
-                continue
-            ends = self._admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in parts})
-            self.ends.update({(tp.topic, tp.partition): info.offset for tp, info in ends.items()})
-            group = bus.group_for(cfg, mode)
-            offsets = self._admin.list_group_offsets({group: parts}).get(group, {})
-            self.committed.update(
-                {(tp.topic, tp.partition): m.offset for tp, m in offsets.items() if m.offset >= 0}
-            )
+            self.ends.update(ends)
+            self.committed.update(committed)
 
     def partition(self, published: Published, job_id: str, *, check: bool = True) -> Broker:
         if published.partition not in self.partitions.get(published.topic, set()):
@@ -332,8 +311,7 @@ class BrokerView:
         from kafka import KafkaConsumer, TopicPartition
 
         if self._reader is None:
-            servers = [s.strip() for s in self._cfg.bootstrap.split(",") if s.strip()]
-            self._reader = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+            self._reader = KafkaConsumer(bootstrap_servers=bus._servers(self._cfg), enable_auto_commit=False,
                                          client_id="stylequeue-reconciler-reader")  # fmt: skip
         tp = TopicPartition(published.topic, published.partition)
         self._reader.assign([tp])

@@ -40,7 +40,6 @@ from stylequeue.job import Job, JobError, Progress, Resumed, Status, epoch_s, no
 
 DEFAULT_PREFIX = "stylequeue:"
 
-Change = Callable[[Job], Job | None]
 Extra = Callable[[Any, Any], None]
 
 LEASED = "leased"  # a running attempt elsewhere still shows signs of life
@@ -71,12 +70,9 @@ class StoredCheckpoint:
 
 @dataclass(frozen=True)
 class Carry:
-    """What a new attempt keeps of the history before it: everything up to the checkpoint.
-
-    Without a checkpoint nothing is kept (the attempt starts over). With one, the loss points
-    and snapshots after its iteration are dropped, since the new attempt computes those
-    iterations again: the history then continues without a gap or a duplicate.
-    """
+    """What a new attempt keeps of the history before it: everything up to the checkpoint (nothing
+    without one). Loss points and snapshots after it are dropped, since the new attempt computes
+    those iterations again: the history continues without a gap or a duplicate."""
 
     resumed: Resumed | None = None
     losses: int = 0  # leading loss points kept
@@ -93,10 +89,7 @@ def plan_carry(checkpoint: Resumed | None, points: Sequence[int], snapshots: Ite
     losses = next((n for n, iteration in enumerate(points) if iteration > done), len(points))
     ordered = sorted(snapshots)
     return Carry(
-        checkpoint,
-        losses,
-        tuple(i for i in ordered if i <= done),
-        tuple(i for i in ordered if i > done),
+        checkpoint, losses, tuple(i for i in ordered if i <= done), tuple(i for i in ordered if i > done)
     )
 
 
@@ -105,12 +98,6 @@ def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(
         cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
     )
-
-
-def _error(error: JobError | dict[str, Any] | None) -> JobError | None:
-    if error is None or isinstance(error, JobError):
-        return error
-    return JobError(code=str(error["code"]), message=str(error["message"]))
 
 
 class StatusStore:
@@ -127,11 +114,9 @@ class StatusStore:
 
     @classmethod
     def from_config(cls, cfg: RedisConfig) -> StatusStore:
-        """A store on a new client for ``cfg.url``."""
         return cls(make_redis(cfg), cfg)
 
     def key(self, kind: str, name: str) -> str:
-        """The Redis key of ``kind`` (job, lease, snaps …, see above) for ``name``."""
         return f"{self.prefix}{kind}:{name}"
 
     def ping(self) -> None:
@@ -147,10 +132,7 @@ class StatusStore:
             self.redis.zadd(self.key("queue", job.mode), {job.id: self.clock.now()})
 
     def get(self, job_id: str) -> Job:
-        raw = self.redis.get(self.key("job", job_id))
-        if raw is None:
-            raise NotFound(f"no job {job_id!r}", field="job_id")
-        return Job.from_json(raw)
+        return self._read(self.redis, job_id)
 
     def discard(self, job: Job) -> None:
         """Remove every trace of ``job`` (undoing a submission whose publish failed)."""
@@ -158,28 +140,23 @@ class StatusStore:
         self.redis.delete(*(self.key(kind, job.id) for kind in names))
         self.redis.zrem(self.key("queue", job.mode), job.id)
 
-    def _update(self, job_id: str, change: Change, extra: Extra | None = None) -> Job | None:
-        """Compare-and-set: apply ``change`` to the current record unless it returns None.
-
-        ``extra`` adds further commands to the same MULTI. A concurrent write to the record
-        between read and write makes Redis abort the transaction, and the change is re-decided
-        on the fresh record.
-        """
+    def _fenced_update(self, job_id: str, attempt: int, change: Callable[[Job], Job], extra: Extra) -> bool:
+        """Compare-and-set ``change`` on the record if it is RUNNING with ``attempt``, ``extra``'s
+        commands in the same MULTI (see :meth:`_transaction`); False if fenced off."""
         key = self.key("job", job_id)
 
         def decide(pipe: Any) -> tuple[Extra, Job] | None:
-            new = change(self._read(pipe, job_id))
-            if new is None:
+            job = self._read(pipe, job_id)
+            if job.status is not Status.RUNNING or job.attempt != attempt:
                 return None
 
-            def write(queued: Any, job: Job) -> None:
-                queued.set(key, job.to_json(), ex=self.cfg.job_ttl_s)
-                if extra is not None:
-                    extra(queued, job)
+            def write(queued: Any, new: Job) -> None:
+                queued.set(key, new.to_json(), ex=self.cfg.job_ttl_s)
+                extra(queued, new)
 
-            return write, new
+            return write, change(job)
 
-        return self._transaction([key], decide)
+        return self._transaction([key], decide) is not None
 
     def _transaction(self, keys: list[str], decide: Callable[[Any], Any]) -> Any:
         """WATCH ``keys``, let ``decide(pipe)`` read them, run its commands in one MULTI.
@@ -207,16 +184,6 @@ class StatusStore:
         if raw is None:
             raise NotFound(f"no job {job_id!r}", field="job_id")
         return Job.from_json(raw)
-
-    def _fenced(self, attempt: int, change: Callable[[Job], Job]) -> Change:
-        """Wrap ``change`` so that it applies only to a RUNNING record of that attempt."""
-
-        def guarded(job: Job) -> Job | None:
-            if job.status is not Status.RUNNING or job.attempt != attempt:
-                return None
-            return change(job)
-
-        return guarded
 
     # -- worker transitions ------------------------------------------------------------------
 
@@ -332,7 +299,7 @@ class StatusStore:
             pipe.zadd(self.key("queue", job.mode), {job.id: self.clock.now()})
             pipe.delete(self.key("lease", job.id))
 
-        return self._update(job_id, self._fenced(attempt, change), extra) is not None
+        return self._fenced_update(job_id, attempt, change, extra)
 
     def update_progress(
         self,
@@ -360,8 +327,8 @@ class StatusStore:
                 pipe.rpush(key, *encoded)
                 pipe.expire(key, self.cfg.job_ttl_s)
 
-        change = self._fenced(attempt, lambda job: job.evolve(progress=Progress(int(iteration), int(total))))
-        return self._update(job_id, change, extra) is not None
+        change = lambda job: job.evolve(progress=Progress(int(iteration), int(total)))  # noqa: E731
+        return self._fenced_update(job_id, attempt, change, extra)
 
     def put_snapshot(
         self,
@@ -388,7 +355,7 @@ class StatusStore:
         def change(job: Job) -> Job:
             return job.evolve(snapshots=tuple(sorted({*job.snapshots, int(iteration)})))
 
-        return self._update(job_id, self._fenced(attempt, change), extra) is not None
+        return self._fenced_update(job_id, attempt, change, extra)
 
     def _put_checkpoint(self, pipe: Any, job_id: str, checkpoint: StoredCheckpoint) -> None:
         # As long as the record: a job retried after a long backoff still resumes.
@@ -415,7 +382,7 @@ class StatusStore:
         status: Status,
         *,
         result_key: str | None = None,
-        error: JobError | dict[str, Any] | None = None,
+        error: JobError | None = None,
         snapshots: Iterable[int] | None = None,
         engine: dict[str, Any] | None = None,
     ) -> bool:
@@ -429,7 +396,7 @@ class StatusStore:
                 status=status,
                 finished_at=now_iso(),
                 result_key=result_key if result_key is not None else job.result_key,
-                error=_error(error),
+                error=error,
                 snapshots=tuple(sorted(snapshots)) if snapshots is not None else job.snapshots,
                 engine={**job.engine, **(engine or {})},
             )
@@ -439,7 +406,7 @@ class StatusStore:
             # An ended job is never resumed: its checkpoint (an image per job) goes now.
             pipe.delete(self.key("cancel", job.id), self.key("lease", job.id), self.key("checkpoint", job.id))
 
-        return self._update(job_id, self._fenced(attempt, change), extra) is not None
+        return self._fenced_update(job_id, attempt, change, extra)
 
     # -- cancellation ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ network must reach the host the signature names.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import IO, Any
@@ -46,7 +47,6 @@ def make_s3_client(cfg: S3Config, *, public: bool = False) -> Any:
 
 
 def s3_client_from_env() -> Any:
-    """A boto3 S3 client for the ``STYLEQUEUE_S3_*`` environment."""
     return make_s3_client(load(S3Config))
 
 
@@ -81,13 +81,10 @@ class Storage:
         # us-east-1 is the one region that rejects an explicit location constraint.
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
+        errors = self.client.exceptions
+        with contextlib.suppress(errors.BucketAlreadyOwnedByYou, errors.BucketAlreadyExists):
             self.client.create_bucket(**kwargs)
             log.info("created bucket %s", self.bucket)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise
 
     def ping(self) -> None:
         """Raise unless the bucket is reachable (readiness check)."""
@@ -146,7 +143,6 @@ class Storage:
         return (obj for page in pages for obj in page.get("Contents", ()))
 
     def keys(self, prefix: str = "") -> list[str]:
-        """Every key under ``prefix``, sorted."""
         return sorted(obj["Key"] for obj in self._listing(prefix))
 
     def job_folders(self, prefix: str = "jobs/") -> dict[str, tuple[float, list[str]]]:

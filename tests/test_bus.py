@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from clients import FAST_GROUP, configs, producer, topics  # noqa: F401
+from clients import FAST_GROUP, configs, end_offsets, producer, topics  # noqa: F401
 from services import poll_records
 
 from consumer.engines.registry import modes
@@ -76,7 +76,7 @@ def test_publish_reaches_a_consumer_of_the_modes_topic(configs, producer):
     assert JobMessage.decode(records[0].value) == JobMessage.of(job)
     assert len(records[0].value) < 1024  # a pointer, never image bytes
     # Nothing went to the other mode's topic.
-    assert sum(bus.end_offsets(configs.kafka, bus.topic_for(configs.kafka, "gatys")).values()) == 0
+    assert sum(end_offsets(configs.kafka, bus.topic_for(configs.kafka, "gatys")).values()) == 0
 
 
 @integration

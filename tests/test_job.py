@@ -14,9 +14,20 @@ from stylequeue.job import (
     JobError,
     Progress,
     Status,
-    can_transition,
     object_keys,
 )
+
+# Which status may follow which (the status store's transactions keep to it). RUNNING → QUEUED is
+# a worker releasing a job (shutdown, retry).
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.FAILED}),
+    Status.RUNNING: frozenset({Status.QUEUED, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}),
+    **dict.fromkeys(TERMINAL, frozenset()),
+}
+
+
+def can_transition(current: Status, new: Status) -> bool:
+    return new in TRANSITIONS[current]
 
 
 def full_job() -> Job:

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from clients import end_offsets
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -203,7 +204,7 @@ def test_pipeline_collector_reads_queue_depth_consumers_and_lag(service_env):
     assert found[("stylequeue_scrape_source_up", (("source", "kafka"),))] == 1
     lags = {dict(labels)["partition"]: v for (name, labels), v in found.items()
             if name == "stylequeue_consumer_lag" and dict(labels)["mode"] == "gatys"}  # fmt: skip
-    ends = bus.end_offsets(kafka, bus.topic_for(kafka, "gatys"))
+    ends = end_offsets(kafka, bus.topic_for(kafka, "gatys"))
     assert set(lags) == {str(p) for p in ends} and sum(lags.values()) == 5 - (offsets[done_partition] + 1)
     assert lags[str(done_partition)] == 0
 

@@ -30,12 +30,11 @@ from stylequeue.errors import ValidationError
 # Numbers as JSON and HTML forms write them, ASCII only: pydantic would also take "1_0_0", which no
 # client means as a number. nan/inf pass here so that the range check can say "must be a finite number".
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)", re.I)
-_NUMBER_TYPES = (int, float)
 
 
-def param(default: Any, help: str, **bounds: Any) -> Any:
-    """A parameter field: its default, the help line clients read and pydantic's bounds."""
-    return Field(default, description=help, **bounds)
+def param(default: Any, help: str, **options: Any) -> Any:
+    """A field: its default, the help line clients read, and pydantic's options (bounds, an alias)."""
+    return Field(default, description=help, **options)
 
 
 class TextInput(BaseModel):
@@ -174,7 +173,7 @@ def _read(name: str, info: pydantic.fields.FieldInfo, raw: Any) -> Any:
 
 def _number_text(name: str, info: pydantic.fields.FieldInfo, raw: Any) -> Any:
     """Refuse what pydantic's lax numbers would take but no client means: True as 1, "1_000"."""
-    if _scalar(info.annotation) not in _NUMBER_TYPES:
+    if _scalar(info.annotation) not in (int, float):
         return raw
     if isinstance(raw, bool):
         raise ValidationError(f"must be a number, got {quoted(raw)}", field=name)
