@@ -30,11 +30,8 @@ _DECODER_PLAN: list[tuple[int, int] | str] = [
 
 
 def mean_std(feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and std (N×C×1×1 each), computed in fp32.
-
-    The std uses the unbiased variance plus ``EPS`` like the reference implementation, so the
-    public decoder sees the statistics it was trained with.
-    """
+    """Per-sample, per-channel mean and std (N×C×1×1 each) in fp32; the std from the unbiased variance
+    plus ``EPS`` like the reference implementation, the statistics the public decoder was trained with."""
     return _stats(feat.float(), EPS)
 
 
@@ -81,11 +78,9 @@ def build_decoder() -> nn.Sequential:
 
 
 class AdaINNet(nn.Module):
-    """Encoder + decoder, with the PixelBlend seed's ``forward(content, style1, style2, weights)``.
-
-    ``encode``/``decode`` are exported for TorchScript so that a scripted copy of this module can
-    still use the style cache and batching (the engine prefers them over ``forward``).
-    """
+    """Encoder + decoder, with the PixelBlend seed's ``forward(content, style1, style2, weights)``;
+    ``encode``/``decode`` are exported for TorchScript so that a scripted copy can still use the
+    style cache and batching (the engine prefers them over ``forward``)."""
 
     def __init__(self, encoder: nn.Sequential | None = None, decoder: nn.Sequential | None = None) -> None:
         super().__init__()

@@ -30,12 +30,10 @@ class Progress:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where an iterative run can be picked up again: Temporal's heartbeat details, for an image.
-
-    ``image`` is what the engine optimises (before colours are put back), not the snapshot a
-    client sees, so that a retried attempt continues the same optimisation. Handed to
-    ``Hooks.on_checkpoint`` with a snapshot and back to :meth:`Engine.run` as ``resume``.
-    """
+    """Where an iterative run can be picked up again (Temporal's heartbeat details, for an image):
+    handed to ``Hooks.on_checkpoint`` with a snapshot, and back to :meth:`Engine.run` as ``resume``.
+    ``image`` is what the engine optimises (before colours are put back), not the snapshot a client
+    sees, so that a retried attempt continues the same optimisation."""
 
     iteration: int  # iterations done, counted over the whole run
     stage: str  # the stage that did the last of them, as ``Progress.stage`` names it ("2/3")
@@ -69,7 +67,6 @@ class Hooks:
             self.on_snapshot(iteration, image)
 
     def check_cancel(self) -> None:
-        """Raise :class:`JobCancelled` if the caller asked to stop."""
         if self.should_cancel is not None and self.should_cancel():
             raise JobCancelled("job cancelled")
 
@@ -101,11 +98,8 @@ class EngineResult:
 
 @runtime_checkable
 class Engine(Protocol):
-    """An engine is built once per process (weights loaded once) and run for many jobs.
-
-    ``resume`` is optional: only an engine that hands checkpoints to its hooks (Gatys) takes
-    it, and the runner passes it only when the job has one, so other engines may leave it out.
-    """
+    """Built once per process (weights loaded once), run for many jobs. Only an engine that hands
+    checkpoints to its hooks takes ``resume``: the runner passes it only when the job has one."""
 
     mode: str
 

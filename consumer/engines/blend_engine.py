@@ -108,12 +108,9 @@ class BlendEngine:
         return result
 
     def run_batch(self, items: Sequence[BatchItem]) -> list[EngineResult | Exception]:
-        """One result (or the exception that job raised) per item, in order.
-
-        Jobs are grouped by output size and each group runs in chunks of ``max_batch`` through a
-        single encoder and decoder pass. A failing job never fails the others: bad input fails
-        at preparation, and a chunk whose forward pass fails is retried job by job.
-        """
+        """One result (or the exception that job raised) per item, in order. Jobs of one output size
+        run in chunks of ``max_batch`` through one encoder and decoder pass. A failing job never fails
+        the others: bad input fails at preparation, a chunk whose pass fails is retried job by job."""
         if self.model is None:
             return [EngineUnavailable(self.reason) for _ in items]
         results: list[EngineResult | Exception | None] = [None] * len(items)
@@ -147,7 +144,12 @@ class BlendEngine:
         if not isinstance(params, BlendParams):
             raise ValidationError(f"expected blend parameters, got {type(params).__name__}", field="mode")
         params.check_styles(len(item.styles))
-        _check_images(item, params)
+        # Images the encoder could not take at this job's size are invalid input: the same rule
+        # the API applies to the uploads (BlendParams.check_images).
+        check_image_shape(*item.content.size, "content")
+        for style in item.styles:
+            check_image_shape(*style.size, "style")
+        params.check_images(item.content.size, [style.size for style in item.styles])
         if not self.model.features and params.alpha != 1.0:  # an opaque seed-format module
             raise ValidationError(
                 "this model is an opaque TorchScript module without encode/decode; only alpha 1.0 is possible",
@@ -156,8 +158,7 @@ class BlendEngine:
         return params
 
     def _to_device(self, image: Image.Image) -> torch.Tensor:
-        tensor = to_tensor(image, self.device)
-        return tensor.contiguous(memory_format=devices.memory_format(self.device))
+        return to_tensor(image, self.device).contiguous(memory_format=devices.memory_format(self.device))
 
     def _chunks(self, jobs: list[_Job]) -> list[list[_Job]]:
         """Jobs grouped by content tensor size, split into chunks of at most ``max_batch``."""
@@ -232,7 +233,7 @@ class BlendEngine:
         weights = job.weights + [0.0] * (2 - len(job.weights))
         w = torch.tensor(weights, dtype=torch.float32, device=self.device)
         self._report(job, 2)
-        out = self.model.forward_seed(job.content, styles[0], style2, w)
+        out = self.model.module(job.content, styles[0], style2, w)
         return out[:, :, : job.content.shape[2], : job.content.shape[3]].float().clamp(0, 1)
 
     # --- results -------------------------------------------------------------------------------
@@ -280,21 +281,9 @@ class BlendEngine:
         )
 
 
-def _check_images(item: BatchItem, params: BlendParams) -> None:
-    """Refuse, as invalid input, images the encoder could not take at this job's size: the same
-    rule the API applies to the uploads (:meth:`BlendParams.check_images`)."""
-    check_image_shape(*item.content.size, "content")
-    for style in item.styles:
-        check_image_shape(*style.size, "style")
-    params.check_images(item.content.size, [style.size for style in item.styles])
-
-
 def create_engine(config: EngineConfig, *, s3: Any | None = None, redis: Any | None = None) -> BlendEngine:
-    """Load the configured model once; on failure the engine is built unavailable, with the reason.
-
-    ``redis`` (a redis-py client) shares style codes between consumers; without it each process
-    keeps its own.
-    """
+    """On failure to load the model the engine is built unavailable, with the reason. ``redis``
+    (a redis-py client) shares style codes between consumers; without it each process keeps its own."""
     try:
         device = devices.select_device(config.device)
         model = load_blend_model(config, s3=s3).to(device, devices.memory_format(device))

@@ -39,14 +39,8 @@ import torch
 from torch import nn
 
 from consumer.engines import magenta
-from consumer.engines.adain import (
-    AdaINNet,
-    blend_features,
-    build_decoder,
-    build_encoder,
-    mean_std,
-)
-from consumer.engines.blend import MIN_SIDE as BLEND_MIN_SIDE
+from consumer.engines.adain import AdaINNet, blend_features, build_decoder, build_encoder, mean_std
+from consumer.engines.blend import MIN_SIDE  # declared torch-free, where the API checks uploads too
 from consumer.engines.catalogue import entry, packaged_path
 from consumer.engines.vgg import RANDOM_SEED, init_scale_preserving, read_state_dict
 from stylequeue import artifact
@@ -55,9 +49,6 @@ from stylequeue.errors import ArtifactError, ConfigError
 from stylequeue.params.images import min_longest
 
 log = logging.getLogger(__name__)
-# The fewest pixels on either side a blend model takes: declared with the (torch-free) parameters,
-# where the API checks uploads against it too.
-MIN_SIDE = BLEND_MIN_SIDE
 
 ARTIFACT_FORMAT = "stylequeue-blend"
 ARTIFACT_VERSION = 1
@@ -66,6 +57,8 @@ SETTING = "STYLEQUEUE_BLEND_MODEL"
 MAGENTA = "magenta"  # the default model's name in the setting
 MAGENTA_TITLE = "Magenta arbitrary stylization (Ghiasi et al. 2017)"
 ADAIN_TITLE = "AdaIN (Huang & Belongie 2017)"
+ENCODER_FILE = "vgg_normalised.pth encoder"  # what errors call pytorch-AdaIN's two files
+DECODER_FILE = "AdaIN decoder.pth"
 HOW_TO_GET = (
     f"Leave {SETTING} unset for Magenta's pretrained network, or set it to "
     "'vgg_normalised.pth,decoder.pth' (pytorch-AdaIN's release files, paths or URLs: "
@@ -128,21 +121,11 @@ class BlendModel:
     def render(self, contents: torch.Tensor, codes: list[list[Code]], weights: list[list[float]],
                alphas: list[float]) -> torch.Tensor:  # fmt: skip
         """One encoder and one decoder pass for a batch of contents, each with its own mix."""
-        feats = self.encode(contents)
-        targets = torch.cat(
-            [
-                blend_features(feats[i : i + 1], list(codes[i]), weights[i], alphas[i])
-                for i in range(len(alphas))
-            ]
-        )
+        jobs = zip(self.encode(contents).split(1), codes, weights, alphas, strict=True)
+        targets = torch.cat([blend_features(feat, list(code), mix, alpha) for feat, code, mix, alpha in jobs])
         height, width = contents.shape[-2:]
         # ceil-mode pools make the decoder's output up to 7 px larger than the input: crop it.
         return self.decode(targets)[:, :, :height, :width]
-
-    def forward_seed(
-        self, content: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, w: torch.Tensor
-    ) -> torch.Tensor:
-        return self.module(content, s1, s2, w)
 
 
 def style_longest(size: tuple[int, int], image_size: int) -> int:
@@ -208,16 +191,6 @@ class MagentaModel:
 # --- loading -------------------------------------------------------------------------------
 
 
-def parse_spec(spec: str) -> list[str]:
-    """Split the setting into one location or an ``ENCODER,DECODER`` pair."""
-    parts = [p.strip() for p in spec.split(",")]
-    if not spec.strip():
-        raise ArtifactError(f"no blend model configured. {HOW_TO_GET}")
-    if len(parts) > 2 or not all(parts):
-        raise ConfigError(f"expected one location or 'ENCODER,DECODER', got {spec!r}", field=SETTING)
-    return parts
-
-
 def load_blend_model(config: EngineConfig, *, spec: str | None = None, s3: Any | None = None) -> BlendModel:
     """The model ``config`` (or ``spec``) names, resolved, loaded and checked; random when asked."""
     if config.random_weights:
@@ -226,7 +199,9 @@ def load_blend_model(config: EngineConfig, *, spec: str | None = None, s3: Any |
     spec = config.blend_model if spec is None else spec
     if spec.strip() in ("", MAGENTA):
         return load_magenta()
-    parts = parse_spec(spec)
+    parts = [p.strip() for p in spec.split(",")]  # one location or an ENCODER,DECODER pair
+    if len(parts) > 2 or not all(parts):
+        raise ConfigError(f"expected one location or 'ENCODER,DECODER', got {spec!r}", field=SETTING)
     paths = [artifact.resolve(p, cache_dir=config.cache_dir, s3=s3, how_to_get=HOW_TO_GET) for p in parts]
     if len(paths) == 2:
         return load_adain_pair(paths[0], paths[1])
@@ -260,12 +235,8 @@ def random_model() -> BlendModel:
 
 def load_adain_pair(encoder_path: Path, decoder_path: Path) -> BlendModel:
     """pytorch-AdaIN's ``vgg_normalised.pth`` (used up to relu4_1) and ``decoder.pth``."""
-    encoder = load_modules(
-        build_encoder(), read_state_dict(encoder_path), encoder_path.name, "vgg_normalised.pth encoder"
-    )
-    decoder = load_modules(
-        build_decoder(), read_state_dict(decoder_path), decoder_path.name, "AdaIN decoder.pth"
-    )
+    encoder = load_modules(build_encoder(), read_state_dict(encoder_path), encoder_path.name, ENCODER_FILE)
+    decoder = load_modules(build_decoder(), read_state_dict(decoder_path), decoder_path.name, DECODER_FILE)
     net = AdaINNet(encoder, decoder)
     identity = f"adain-{artifact.sha256_of(encoder_path)[:16]}"  # the encoder alone makes the codes
     source = ModelSource("adain-pair", f"{encoder_path},{decoder_path}", identity=identity, title=ADAIN_TITLE)
@@ -273,11 +244,8 @@ def load_adain_pair(encoder_path: Path, decoder_path: Path) -> BlendModel:
 
 
 def load_modules(layers: nn.Sequential, state: dict[str, Any], name: str, what: str) -> nn.Sequential:
-    """Load the entries of ``state`` that ``layers`` needs; extra deeper layers are ignored.
-
-    vgg_normalised.pth runs to relu5_4, but only modules ``[:31]`` are used, so its later keys
-    are expected and dropped.
-    """
+    """Load the entries of ``state`` that ``layers`` needs: vgg_normalised.pth runs to relu5_4, but
+    only modules ``[:31]`` are used, so its later keys are expected and dropped."""
     expected = layers.state_dict()
     missing = [k for k in expected if k not in state]
     if missing:

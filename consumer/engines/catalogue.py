@@ -31,8 +31,6 @@ FULL_DIGEST = 64  # hex digits of a whole SHA-256
 
 @dataclass(frozen=True)
 class WeightFile:
-    """One file in the catalogue."""
-
     name: str  # what ``stylequeue models pull`` takes
     filename: str
     description: str

@@ -52,13 +52,10 @@ def cpu_has_native_bf16() -> bool:
 def resolve_precision(
     precision: str, device: torch.device, *, cpu_bf16: Callable[[], bool] | None = None
 ) -> str:
-    """The precision that runs: ``fp32``, ``bf16`` or ``fp16``.
-
-    ``auto`` picks bf16 where the hardware has it (CUDA with native bf16; a CPU for which
-    ``cpu_bf16()`` says so: injectable, so both branches are testable anywhere) and fp32
-    everywhere else. Explicit values are honoured, except fp16 on a CPU: CPU autocast covers few
-    fp16 kernels and most CPUs have no fp16 arithmetic, so it is refused rather than run slowly.
-    """
+    """``auto`` picks bf16 where the hardware has it (CUDA with native bf16; a CPU for which
+    ``cpu_bf16()`` says so: injectable, so both branches are testable anywhere), else fp32.
+    Explicit values are honoured, except fp16 on a CPU: CPU autocast covers few fp16 kernels and
+    most CPUs have no fp16 arithmetic, so it is refused rather than run slowly."""
     if precision not in PRECISIONS:
         raise ConfigError(f"must be one of {', '.join(PRECISIONS)}, got {precision!r}", field=PRECISION_VAR)
     if precision == "auto":
@@ -74,11 +71,8 @@ def resolve_precision(
 def autocast_dtype(
     precision: str, device: torch.device, *, cpu_bf16: Callable[[], bool] | None = None
 ) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (``auto`` resolved) on ``device``; None means fp32.
-
-    The API every engine uses: the network runs under :func:`autocast` with this dtype, while
-    Gram matrices, losses, optimiser state and the image stay fp32 (the engines' business).
-    """
+    """None means fp32. Only the network runs under :func:`autocast` with it: Gram matrices, losses,
+    optimiser state and the image stay fp32 (the engines' business)."""
     return DTYPES.get(resolve_precision(precision, device, cpu_bf16=cpu_bf16))
 
 
@@ -90,11 +84,8 @@ def precision_name(dtype: torch.dtype | None) -> str:
 def autocast(
     device: torch.device, dtype: torch.dtype | None, *, cache: bool = True
 ) -> contextlib.AbstractContextManager:
-    """Mixed precision for the network, or nothing for fp32.
-
-    ``cache=False`` for code captured as a CUDA graph: autocast's cache of cast weights would
-    otherwise be freed after capture while the graph still points at it.
-    """
+    """``cache=False`` for code captured as a CUDA graph: autocast's cache of cast weights would
+    otherwise be freed after capture while the graph still points at it."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
@@ -113,12 +104,8 @@ def memory_format(device: torch.device) -> torch.memory_format:
 
 @contextlib.contextmanager
 def reproducible(device: torch.device, enabled: bool = True):
-    """Deterministic cuDNN kernels for the duration, so a seeded run repeats bit for bit.
-
-    cuDNN autotuning (``benchmark``) may pick a different, non-deterministic algorithm from one
-    run to the next; a seeded job trades that speed for repeatability. CPU kernels are
-    deterministic already, so there this does nothing.
-    """
+    """Deterministic cuDNN kernels for the duration, so a seeded run repeats bit for bit: autotuning
+    (``benchmark``) may pick another, non-deterministic algorithm each run. CPU kernels already are."""
     if not enabled or device.type != "cuda":
         yield
         return

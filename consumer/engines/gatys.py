@@ -29,11 +29,10 @@ VGG19_LAYERS = (
 VGG16_LAYERS = tuple(n for n in VGG19_LAYERS if not n.endswith("_4"))
 
 MAX_STYLES = 4
-# Loss weights are bounded so the weighted sum stays finite: the terms are summed in fp32 (at most
-# 3.4e38) and a content or style term of Caffe-scale activations stays far below 1e20 even for
-# noise against a flat image, so weight × term stays under 1e32 with room for the gradients, while
-# 1e12 is ten orders of magnitude above the defaults (5 and 100). Without a bound, 1e308 was
-# accepted and the sum overflowed to inf: an all-black "result".
+# Loss weights are bounded so the weighted sum, in fp32 (at most 3.4e38), stays finite: a content or
+# style term of Caffe-scale activations stays far below 1e20 even for noise against a flat image, so
+# weight × term stays under 1e32 with room for the gradients, while 1e12 is ten orders of magnitude
+# above the defaults (5 and 100). Unbounded, 1e308 was accepted: an inf sum, an all-black "result".
 MAX_LOSS_WEIGHT = 1e12
 # A multiplier per layer or per style image scales a loss weight again: bounded the same way.
 MAX_MULTIPLIER = 1e6

@@ -18,9 +18,8 @@ within a stage (resized images, content activations, blended style Grams) is com
 stage, so an iteration is one forward and one backward pass through the truncated network.
 
 Its parameters and declaration (``KIND``) are :mod:`consumer.engines.gatys`, which imports without
-torch; the registry imports this module only when a consumer builds the engine. It stays one module
-of some 450 lines because the engine, its stage plan and the run share one job's state and read in
-the order they execute.
+torch. The engine, its stage plan and the run stay one module because they share one job's state
+and read in the order they execute.
 """
 
 from __future__ import annotations
@@ -41,13 +40,7 @@ from PIL import Image
 from consumer.engines import image as im
 from consumer.engines import losses, schedule
 from consumer.engines.base import Availability, Checkpoint, EngineResult, Hooks, Progress
-from consumer.engines.device import (
-    autocast_dtype,
-    gpu_memory_mb,
-    precision_name,
-    reproducible,
-    select_device,
-)
+from consumer.engines.device import autocast_dtype, gpu_memory_mb, precision_name, reproducible, select_device
 from consumer.engines.gatys import GatysParams
 from consumer.engines.hot_loop import Evaluation, GraphedEvaluation, LossFeed
 from consumer.engines.lbfgs import FixedStepLBFGS
@@ -90,7 +83,6 @@ class GatysEngine:
 
     @property
     def precision(self) -> str:
-        """The precision that runs (``auto`` resolved): ``fp32``, ``bf16`` or ``fp16``."""
         return precision_name(self.amp)
 
     def network(self, arch: str) -> VGGFeatures:
@@ -160,32 +152,23 @@ def plan_for(params: GatysParams, content_size: tuple[int, int]) -> list[schedul
 
 
 def iterations_left(stages: list[schedule.Stage], done: int) -> list[int]:
-    """Each stage's iterations still to run once ``done`` iterations of the plan have run.
-
-    The stages before the one containing ``done`` have none left (a resumed run skips them);
-    that one has the rest of its own; the later ones all of theirs.
-    """
+    """Each stage's iterations still to run once ``done`` have: none for the stages before the one
+    containing ``done`` (a resumed run skips them), the rest of that one, all of the later ones'."""
     ends = itertools.accumulate(stage.iterations for stage in stages)
     return [min(stage.iterations, max(0, end - done)) for stage, end in zip(stages, ends, strict=True)]
 
 
 def style_size(style: Image.Image, stage_longest: int, scale: float) -> int:
-    """Longest side of a style image: ``scale`` × the stage's, but never under ``MIN_SIDE`` short.
-
-    A style too thin to keep ``MIN_SIDE`` px within ``MAX_IMAGE_SIZE`` raises
-    :class:`ValidationError` (``style``): raising its size without bound would allocate tensors
-    of any size from a tiny file.
-    """
+    """``scale`` × the stage's longest side, but never under ``MIN_SIDE`` short. A style too thin to
+    keep ``MIN_SIDE`` within ``MAX_IMAGE_SIZE`` is refused: unbounded, a tiny file would allocate any size."""
     check_image_shape(*style.size, "style")
     return max(round(stage_longest * scale), min_longest(*style.size))
 
 
 def make_optimizer(params: GatysParams, pixels: torch.Tensor) -> torch.optim.Optimizer | FixedStepLBFGS:
-    """Adam, or the seeds' L-BFGS (fixed step, no line search) in its sync-free form.
-
-    L-BFGS never stops early, so a job always runs the iterations it asked for; each ``step()``
-    is one iteration, so progress, snapshots and cancellation happen in between.
-    """
+    """Adam, or the seeds' L-BFGS (fixed step, no line search) in its sync-free form: it never stops
+    early, so a job runs the iterations it asked for, and progress, snapshots and cancellation
+    happen between its ``step()`` calls, one iteration each."""
     if params.optimizer == "adam":
         # capturable: on CUDA the step count stays on the device, so a step reads nothing back.
         return torch.optim.Adam([pixels], lr=params.learning_rate, capturable=pixels.is_cuda)
@@ -234,12 +217,9 @@ class GatysRun:
         init_image: Image.Image | None,
         resume: Checkpoint | None = None,
     ) -> EngineResult:
-        """Run the stages; a resumed run skips what its checkpoint had done.
-
-        The stage containing the checkpoint starts from the checkpoint's image (at that stage's
-        size, so carrying it "up" is the identity) for the iterations it has left; a checkpoint at
-        a stage's last iteration is carried up into the next stage as an uninterrupted run would.
-        """
+        """A resumed run skips what its checkpoint had done: the stage containing it starts from its
+        image (at that stage's size, so carrying it "up" is the identity) for the iterations left; a
+        checkpoint at a stage's last iteration is carried up into the next stage as a run would be."""
         self.started = time.perf_counter()
         pixels = self._resumed(resume)
         left = iterations_left(stages, self.iteration)
@@ -255,12 +235,10 @@ class GatysRun:
         return EngineResult(self.image(pixels), self.history, self._meta(stages, content))
 
     def _resumed(self, resume: Checkpoint | None) -> torch.Tensor | None:
-        """The checkpoint's image in 0–255 units (None: start from the beginning); sets the count.
-
-        A resumed run cannot be bit-identical to an uninterrupted one, seed or not: L-BFGS starts
-        its curvature memory afresh (it was not kept: 2 × ``LBFGS_HISTORY`` image-sized vectors),
-        as does Adam its moments, and the checkpoint's image is 8 bits a channel.
-        """
+        """The checkpoint's image in 0–255 units (None: from the beginning). A resumed run cannot be
+        bit-identical to an uninterrupted one, seed or not: L-BFGS starts its curvature memory afresh
+        (keeping it costs 2 × ``LBFGS_HISTORY`` image-sized vectors), as does Adam its moments, and
+        the checkpoint's image is 8 bits a channel."""
         if resume is None:
             return None
         self.iteration = self.resumed_at = min(resume.iteration, self.params.total_iterations)
@@ -357,12 +335,9 @@ class GatysRun:
         label: str,
         size: tuple[int, int],
     ) -> torch.Tensor:
-        """Run one stage's iterations without waiting for the device between them.
-
-        The host only issues work: cancellation is a host flag, losses reach the host through
-        a :class:`LossFeed` and are reported when they have arrived. Only a snapshot waits (it
-        needs the image), and it is rare.
-        """
+        """One stage's iterations, never waiting for the device between them: cancellation is a host
+        flag, losses reach the host through a :class:`LossFeed` and are reported once arrived. Only
+        a snapshot waits (it needs the image), and it is rare."""
         if iterations == 0:  # resumed at the very end: the checkpoint is the result
             return start.detach()
         p = self.params

@@ -1,11 +1,6 @@
-"""The pieces of an optimisation loop that never waits for the device.
-
-* :class:`Evaluation` — one evaluation of an objective and its gradient, with the gradient
-  normalisation fixed at the first one, and nothing read back to the host;
-* :class:`GraphedEvaluation` — the same evaluation recorded once as a CUDA graph and replayed
-  (one launch per iteration instead of hundreds), behind ``STYLEQUEUE_CUDA_GRAPHS``;
-* :class:`LossFeed` — each iteration's loss parts copied to the host asynchronously, handed out
-  once they have arrived, so progress is reported without blocking on any loss.
+"""The pieces of an optimisation loop that never waits for the device: an evaluation that reads
+nothing back, the same evaluation captured as a CUDA graph (``STYLEQUEUE_CUDA_GRAPHS``: one launch
+per iteration instead of hundreds) and a feed that brings the losses to the host asynchronously.
 
 On a CPU the device *is* the host: copies are done when issued, so every iteration is reported
 right after it runs, exactly as a synchronous loop would.
@@ -24,14 +19,10 @@ Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # pixel
 CUDA_GRAPH_WARMUP = 3  # eager evaluations on a side stream before capture (cuDNN autotuning)
 
 
-def gradient_scale(grad: torch.Tensor) -> torch.Tensor:
-    """1 / mean |grad| (1 for a zero gradient), as a device scalar: no host read."""
-    mean = grad.abs().mean()
-    return torch.where(mean > 0, 1.0 / mean, torch.ones_like(mean))
-
-
 class Evaluation:
-    """``objective`` and its gradient at ``pixels``, times a factor fixed at the first call.
+    """``objective`` and its gradient at ``pixels``, times a factor fixed at the first call; after each
+    call ``pixels.grad`` holds the scaled gradient and :attr:`parts` the unscaled loss parts
+    (content, style, tv) of the point just evaluated.
 
     Both optimisers are blind to a constant factor on the objective except through fixed
     thresholds: L-BFGS drops curvature pairs with s·y < 1e-10 and Adam adds eps = 1e-8 to its
@@ -39,10 +30,7 @@ class Evaluation:
     neural-style's weights) to ~1e2 (neural-style's Caffe VGG); dividing by the first gradient's
     mean magnitude puts every network in the range the thresholds were made for. Nothing else
     changes, with one intended exception: the first L-BFGS step, g·min(1, 1/|g|₁)·lr, vanishes
-    when |g|₁ < 1 and is now always the |g|₁-normalised one. The factor stays on the device.
-
-    After each call, ``pixels.grad`` holds the scaled gradient and :attr:`parts` the unscaled
-    loss parts (content, style, tv) of the point just evaluated.
+    when |g|₁ < 1 and is now always the |g|₁-normalised one.
     """
 
     def __init__(self, objective: Objective, pixels: torch.Tensor) -> None:
@@ -56,19 +44,19 @@ class Evaluation:
         total.backward()
         grad = self.pixels.grad
         assert grad is not None
-        if self.scale is None:
-            self.scale = gradient_scale(grad)
+        if self.scale is None:  # 1 / mean |grad| (1 for a zero gradient), as a device scalar
+            mean = grad.abs().mean()
+            self.scale = torch.where(mean > 0, 1.0 / mean, torch.ones_like(mean))
         grad.mul_(self.scale)
         self.parts = parts
         return total.detach() * self.scale
 
 
 class GraphedEvaluation:
-    """An :class:`Evaluation` captured as a CUDA graph: each call replays it in one launch.
-
-    The graph reads ``pixels`` and writes ``pixels.grad``, the loss and the parts in place, so
-    the optimiser (which runs eagerly after each replay) sees the new values in the same
-    tensors. Autocast inside must run with its weight cache off (see ``device.autocast``).
+    """An :class:`Evaluation` captured as a CUDA graph, each call replaying it in one launch: the graph
+    reads ``pixels`` and writes ``pixels.grad``, the loss and the parts in place, so the optimiser
+    (which runs eagerly after each replay) sees the new values in the same tensors. Autocast inside
+    must run with its weight cache off (see ``device.autocast``).
 
     Off CUDA there is nothing to capture: the evaluation runs eagerly and its results are
     copied into the same fixed tensors, so that the in-place behaviour the optimiser sees is the
@@ -114,12 +102,10 @@ class GraphedEvaluation:
 
 
 class LossFeed:
-    """Each iteration's loss parts on their way to the host, handed out in order once arrived.
-
-    On CUDA the copy goes to pinned memory without blocking, with an event that says when it has
-    landed; :meth:`ready` hands out only the landed ones, :meth:`drain` waits for the rest
-    (end of a stage, or a snapshot that must not run ahead of the progress).
-    """
+    """Each iteration's loss parts on their way to the host, handed out in order once arrived: on CUDA
+    the copy goes to pinned memory without blocking, with an event that says when it has landed;
+    :meth:`ready` hands out only the landed ones, :meth:`drain` waits for the rest (end of a stage,
+    or a snapshot that must not run ahead of the progress)."""
 
     def __init__(self, device: torch.device, capacity: int) -> None:
         self.cuda = device.type == "cuda"
@@ -128,7 +114,7 @@ class LossFeed:
         self._next = 0
 
     def push(self, parts: torch.Tensor, info: Any) -> None:
-        """Queue the copy of ``parts`` (a device tensor of three); ``info`` comes back with it."""
+        """``info`` comes back with ``parts`` (a device tensor of three) once they have arrived."""
         self.host[self._next].copy_(parts, non_blocking=self.cuda)
         event = None
         if self.cuda:
@@ -138,12 +124,10 @@ class LossFeed:
         self._next += 1
 
     def ready(self) -> Iterator[tuple[list[float], Any]]:
-        """The values that have arrived, oldest first, without waiting."""
-        while self._pending and _landed(self._pending[0][1]):
+        while self._pending and ((event := self._pending[0][1]) is None or event.query()):
             yield self._pop()
 
     def drain(self) -> Iterator[tuple[list[float], Any]]:
-        """Every value still on its way, waiting for each."""
         while self._pending:
             event = self._pending[0][1]
             if event is not None:
@@ -153,7 +137,3 @@ class LossFeed:
     def _pop(self) -> tuple[list[float], Any]:
         index, _, info = self._pending.popleft()
         return self.host[index].tolist(), info
-
-
-def _landed(event: Any) -> bool:
-    return event is None or event.query()

@@ -10,7 +10,6 @@ _RGB_TO_YUV = torch.tensor([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], 
 
 
 def size_for_longest(width: int, height: int, longest: int) -> tuple[int, int]:
-    """(width, height) scaled so the longest side is ``longest``, aspect ratio kept."""
     scale = longest / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -65,12 +64,9 @@ def preserve_colors(content: torch.Tensor, stylized: torch.Tensor) -> torch.Tens
 
 
 def matched_luminance(rgb: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Luminance of ``rgb`` shifted and scaled to the mean and spread of ``reference``'s.
-
-    Gatys et al. (2016, "Preserving color in neural artistic style transfer") match the style's
-    luminance histogram to the content's this way before a luminance-only transfer, so the
-    style's overall brightness does not leak into the result.
-    """
+    """Luminance of ``rgb`` shifted and scaled to the mean and spread of ``reference``'s: Gatys et
+    al. (2016) match the style's to the content's this way before a luminance-only transfer, so the
+    style's overall brightness does not leak into the result."""
     y = rgb_to_yuv(rgb)[:, :1]
     ref = rgb_to_yuv(reference)[:, :1]
     scale = ref.std() / y.std().clamp_min(1e-6)

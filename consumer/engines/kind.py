@@ -10,7 +10,7 @@ is imported only when a consumer calls :meth:`EngineKind.factory`.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,5 +41,4 @@ class EngineKind:
         return self.params.mode
 
     def factory(self) -> Callable[..., Any]:
-        module, _, attr = self.create.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return pkgutil.resolve_name(self.create)

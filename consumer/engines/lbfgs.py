@@ -32,11 +32,8 @@ CURVATURE_EPS = 1e-10  # torch's threshold on s·y for keeping a curvature pair
 
 
 class FixedStepLBFGS:
-    """One L-BFGS iteration per :meth:`step`: evaluate, update the memory, move by ``lr``.
-
-    ``param`` must be contiguous (its gradient is used as a flat view). ``closure()`` must leave
-    the gradient of the objective in ``param.grad`` and return the loss; it is not read.
-    """
+    """One L-BFGS iteration per :meth:`step`: evaluate, update the memory, move by ``lr``. ``closure()``
+    must leave the gradient in ``param.grad`` (used as a flat view) and return the loss, not read."""
 
     def __init__(self, param: torch.Tensor, *, lr: float, history_size: int = 100) -> None:
         if not param.is_contiguous():
@@ -67,14 +64,15 @@ class FixedStepLBFGS:
             # torch: min(1, 1/|g|₁)·lr, decided on the host; the same number, left on the device.
             step = torch.clamp(1.0 / grad.abs().sum(), max=1.0) * self.lr
             self._prev_grad = grad.clone(memory_format=torch.contiguous_format)
+            self.param.view(-1).addcmul_(direction, step)
         else:
             assert self._prev_grad is not None
             self._remember(grad.sub(self._prev_grad))
             direction = self._direction(grad)
             step = self.lr
             self._prev_grad.copy_(grad)
+            self.param.view(-1).add_(direction, alpha=step)
         self._d, self._t = direction, step
-        self._move(direction, step)
 
     def _remember(self, y: torch.Tensor) -> None:
         """Add the newest curvature pair (y, s), dropping the oldest once the memory is full."""
@@ -102,10 +100,3 @@ class FixedStepLBFGS:
             beta = self.dirs[i].dot(r) * self.rho[i]
             r.addcmul_(self.steps[i], alphas[i] - beta)
         return r
-
-    def _move(self, direction: torch.Tensor, step: torch.Tensor | float) -> None:
-        flat = self.param.view(-1)
-        if isinstance(step, torch.Tensor):
-            flat.addcmul_(direction, step)
-        else:
-            flat.add_(direction, alpha=step)

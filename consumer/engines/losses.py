@@ -1,12 +1,8 @@
 """Gatys et al.'s losses and the fused objective the optimiser calls every iteration.
 
-The definitions follow jcjohnson/neural-style (and neural-style-pt), whose default weights
-(content 5, style 100, TV 1e-3) GatysParams keeps:
-
-* content loss: mean squared error between the image's and the content's activations;
-* style loss: mean squared error between Gram matrices, each divided by the number of elements
-  of the activation it came from (C·H·W);
-* TV loss: the sum of absolute differences between neighbouring pixels, in 0–255 units.
+The definitions (content: MSE of activations; style: MSE of Grams, each divided by its activation's
+C·H·W; TV: absolute neighbour differences in 0–255 units) follow jcjohnson/neural-style (and
+neural-style-pt), whose default weights (content 5, style 100, TV 1e-3) GatysParams keeps.
 
 Speed: the style targets are Gram matrices computed once per stage, and several style images are
 blended into *one* target per layer beforehand (the loss is linear in the target's share, so
@@ -27,17 +23,13 @@ from consumer.engines.vgg import VGGFeatures
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrix of B×C×H×W ``features`` divided by C·H·W, computed in fp32 (B×C×C).
-
-    fp32 on purpose: under fp16 autocast the sums over H·W overflow.
-    """
+    """B×C×C Gram matrix of ``features`` over C·H·W, in fp32: under fp16 autocast the sums overflow."""
     _, c, h, w = features.shape
     flat = _widened(features.flatten(2))  # a view for NCHW and channels_last alike
     return torch.bmm(flat, flat.transpose(1, 2)).div_(c * h * w)
 
 
 def _widened(x: torch.Tensor) -> torch.Tensor:
-    """Half-precision activations (mixed precision) as fp32; fp32 and fp64 as they are."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
@@ -52,10 +44,9 @@ def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tenso
 
 
 class _GramMSE(torch.autograd.Function):
-    """mean((F·Fᵀ/n − T)²) for flattened features F (B×C×P) and a fixed target T (B×C×C).
-
-    Autograd would differentiate F·Fᵀ as a product of two operands, two matmuls; with
-    D = F·Fᵀ/n − T symmetric the gradient is 4·D·F / (n·B·C²), one matmul.
+    """mean((F·Fᵀ/n − T)²) for flattened features F (B×C×P) and a fixed target T (B×C×C). Autograd
+    would differentiate F·Fᵀ as a product of two operands, two matmuls; with D = F·Fᵀ/n − T
+    symmetric the gradient is 4·D·F / (n·B·C²), one matmul.
 
     Under mixed precision F arrives in bf16/fp16: the Gram, D and the loss are computed in fp32
     (as :func:`gram`), but the gradient matmul runs at F's precision, with D rounded to it. That
@@ -106,11 +97,8 @@ def content_targets(
     pooling: str,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The content image's activations at ``layers`` (no graph kept), stored fp32.
-
-    Computed at the network precision the optimisation runs at, so that the content image
-    itself has zero content loss under mixed precision too.
-    """
+    """Stored fp32, but computed at the optimisation's precision, so that the content image itself
+    has zero content loss under mixed precision too."""
     with torch.no_grad(), autocast(content.device, autocast_dtype):
         feats = net(content, layers, pooling=pooling)
     return {name: _widened(f) for name, f in feats.items()}
@@ -124,11 +112,8 @@ def style_targets(
     pooling: str,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
-    """One fp32 Gram target per layer: the style images' Grams mixed by ``blend`` (normalised to 1).
-
-    The network runs at the optimisation's precision (as for the content targets); the Grams
-    are fp32 whatever it is.
-    """
+    """One fp32 Gram target per layer: the style images' Grams mixed by ``blend`` (normalised to 1),
+    from the network at the optimisation's precision (as for the content targets)."""
     total = float(sum(blend))
     targets: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -162,10 +147,8 @@ class Objective:
         self.layers = tuple(dict.fromkeys([*weights.content_layers, *weights.style_layers]))
 
     def __call__(self, rgb: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Total loss of image ``rgb`` (in [0, 1]) and its parts as one tensor (content, style, tv).
-
-        ``pixels`` is the same image in 0–255 units, the scale the TV weight was tuned for.
-        """
+        """Total loss and its parts (content, style, tv) as one tensor; ``pixels`` is ``rgb`` in
+        0–255 units, the scale the TV weight was tuned for."""
         w = self.weights
         # Mixed precision covers the convolutions only; the losses below run in fp32.
         with autocast(rgb.device, self.autocast_dtype, cache=self.autocast_cache):

@@ -72,9 +72,7 @@ def read_convs(path: Path) -> dict[str, ConvWeights]:
         return _dequantize(node, arrays)
 
     convs = {}
-    for node in graph.node:
-        if node.op_type != "Conv":
-            continue
+    for node in (node for node in graph.node if node.op_type == "Conv"):
         weight = constant(node.input[1])
         source = producers.get(node.input[1])
         name = source.input[0] if source is not None else node.input[1]
@@ -127,15 +125,6 @@ def _load_linear(linear: nn.Linear, weights: ConvWeights, scope: str, file: str)
     with torch.no_grad():
         linear.weight.copy_(torch.from_numpy(weights.weight[:, :, 0, 0]))
         linear.bias.copy_(torch.from_numpy(weights.bias))
-
-
-def _take(convs: dict[str, ConvWeights], scope: str, file: str) -> ConvWeights:
-    try:
-        return convs[scope]
-    except KeyError:
-        raise ArtifactError(
-            f"{file}: no convolution {scope}: not Magenta's arbitrary stylization network"
-        ) from None
 
 
 # --- the style predictor -------------------------------------------------------------------------
@@ -191,10 +180,8 @@ class InvertedResidual(nn.Module):
 
 
 class StylePredictor(nn.Module):
-    """MobileNetV2 to its 1280-channel 1×1 conv, global average pool, 1×1 conv to the 100-d vector.
-
-    Takes N×3×H×W RGB in [0, 1] (the graph has no other preprocessing) and returns N×100.
-    """
+    """MobileNetV2 to its 1280-channel 1×1 conv, global average pool, 1×1 conv to the 100-d vector:
+    N×3×H×W RGB in [0, 1] (the graph has no other preprocessing) → N×100."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -219,9 +206,7 @@ class StylePredictor(nn.Module):
             prefix = "MobilenetV2/expanded_conv" + (f"_{i}" if i else "")
             layers.update({f"{prefix}/{part}": conv for part, conv in block.convs().items()})
         layers["mobilenet_conv/Conv"] = self.bottleneck
-        _check_complete(convs, set(layers), file)
-        for scope, conv in layers.items():
-            _load_conv(conv, _take(convs, scope, file), scope, file)
+        _load_layers(layers, convs, file)
         return self
 
 
@@ -250,16 +235,9 @@ class CondInstanceNorm(nn.Module):
         return (normed.float() * gamma + beta).to(x.dtype)
 
 
-class ReflectConv(nn.Module):
+def reflect_conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
     """Magenta's ``conv2d``: reflect-pad by ``k // 2``, then a VALID convolution."""
-
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, *, bias: bool = True) -> None:
-        super().__init__()
-        self.pad = k // 2
-        self.conv = nn.Conv2d(cin, cout, k, stride, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.pad(x, [self.pad] * 4, mode="reflect"))
+    return nn.Conv2d(cin, cout, k, stride, padding=k // 2, padding_mode="reflect")
 
 
 class NormConv(nn.Module):
@@ -268,7 +246,7 @@ class NormConv(nn.Module):
     def __init__(self, cin: int, cout: int, k: int, upsample: int = 1) -> None:
         super().__init__()
         self.upsample = upsample
-        self.conv = ReflectConv(cin, cout, k)
+        self.conv = reflect_conv(cin, cout, k)
         self.norm = CondInstanceNorm(cout)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -291,16 +269,13 @@ class Residual(nn.Module):
 
 class Transformer(nn.Module):
     """Contract (9×9 →8, 3×3/2 →16, 3×3/2 →32, ReLU, no norm), five residual blocks, expand
-    (×2 → 3×3 →16, ×2 → 3×3 →8, each norm + ReLU; 9×9 →3, norm + sigmoid).
-
-    ``forward(content N×3×H×W in [0, 1], style N×100)`` → N×3×H×W in [0, 1], for H and W multiples
-    of 4 (:func:`stylize` pads and crops any other size).
-    """
+    (×2 → 3×3 →16, ×2 → 3×3 →8, each norm + ReLU; 9×9 →3, norm + sigmoid). H and W must be
+    multiples of 4 (:func:`stylize` pads and crops any other size)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.contract = nn.ModuleList(
-            [ReflectConv(3, 8, 9), ReflectConv(8, 16, 3, 2), ReflectConv(16, 32, 3, 2)]
+            [reflect_conv(3, 8, 9), reflect_conv(8, 16, 3, 2), reflect_conv(16, 32, 3, 2)]
         )
         self.residual = nn.ModuleList([Residual(32) for _ in range(5)])
         self.expand = nn.ModuleList([NormConv(32, 16, 3, 2), NormConv(16, 8, 3, 2), NormConv(8, 3, 9)])
@@ -319,34 +294,33 @@ class Transformer(nn.Module):
         """TF scope → torch layer: convolutions, and the γ/β maps of each conditional norm."""
         named: dict[str, nn.Module] = {}
         for i, conv in enumerate(self.contract, 1):
-            named[f"transformer/contract/conv{i}"] = conv.conv
+            named[f"transformer/contract/conv{i}"] = conv
         norms = {f"residual/residual{b}/conv{c}": getattr(block, f"conv{c}")
                  for b, block in enumerate(self.residual, 1) for c in (1, 2)}  # fmt: skip
         norms.update({f"expand/conv{i}/conv": layer for i, layer in enumerate(self.expand, 1)})
         for scope, layer in norms.items():
-            named[f"transformer/{scope}"] = layer.conv.conv
+            named[f"transformer/{scope}"] = layer.conv
             named[f"style_params/transformer/{scope}/StyleNorm/Conv_1"] = layer.norm.gamma
             named[f"style_params/transformer/{scope}/StyleNorm/Conv"] = layer.norm.beta
         return named
 
     def load_graph(self, convs: dict[str, ConvWeights], file: str) -> Transformer:
         """Copy the weights of ``arbitrary_transform.onnx`` into the port."""
-        layers = self.layers()
-        _check_complete(convs, set(layers), file)
-        for scope, layer in layers.items():
-            loader = _load_linear if isinstance(layer, nn.Linear) else _load_conv
-            loader(layer, _take(convs, scope, file), scope, file)
+        _load_layers(self.layers(), convs, file)
         return self
 
 
-def _check_complete(convs: dict[str, ConvWeights], expected: set[str], file: str) -> None:
+def _load_layers(layers: dict[str, nn.Module], convs: dict[str, ConvWeights], file: str) -> None:
     """Every convolution of the file has a place in the port, and every layer of the port a weight."""
-    extra, missing = set(convs) - expected, expected - set(convs)
+    extra, missing = set(convs) - set(layers), set(layers) - set(convs)
     if extra or missing:
         raise ArtifactError(
             f"{file}: not Magenta's arbitrary stylization network "
             f"(unexpected: {', '.join(sorted(extra)[:3]) or 'none'}; missing: {', '.join(sorted(missing)[:3]) or 'none'})"
         )
+    for scope, layer in layers.items():
+        loader = _load_linear if isinstance(layer, nn.Linear) else _load_conv
+        loader(layer, convs[scope], scope, file)
 
 
 def load_predictor(path: Path) -> StylePredictor:
@@ -361,10 +335,8 @@ def load_transformer(path: Path) -> Transformer:
 
 
 def style_input(rgb: torch.Tensor) -> torch.Tensor:
-    """A centre square of ``rgb`` (N×3×H×W in [0, 1]) resized to 256×256: what the predictor saw in training.
-
-    Antialiased bilinear, so that a large painting is averaged, not sampled, down to 256 px.
-    """
+    """The centre square at 256×256, what the predictor saw in training; antialiased, so that a large
+    painting is averaged, not sampled, down to 256 px."""
     h, w = rgb.shape[-2:]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
@@ -377,11 +349,8 @@ def style_input(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def stylize(transformer: Transformer, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """``content`` (N×3×H×W) rendered with ``style`` vectors (N×100), any H and W ≥ 2.
-
-    The content is reflect-padded up to a multiple of 4 and the result cropped back, so the output
-    has the input's size exactly.
-    """
+    """``content`` (N×3×H×W, any H and W ≥ 2) reflect-padded up to a multiple of 4 and rendered with
+    ``style`` vectors (N×100), the result cropped back to the input's size."""
     h, w = content.shape[-2:]
     pad_h, pad_w = -h % MULTIPLE, -w % MULTIPLE
     if pad_h or pad_w:

@@ -76,9 +76,8 @@ def validate_job_params(mode: str, raw: Mapping[str, Any], n_styles: int) -> Par
 def create_engine(
     mode: str, config: EngineConfig, *, s3: Any | None = None, redis: Any | None = None
 ) -> Engine:
-    """Build the engine for ``mode`` (a fresh one; see :func:`get_engine` for the shared one).
-
-    ``s3`` fetches s3:// weights; ``redis`` lets consumers share cached work."""
+    """A fresh engine (:func:`get_engine`: the shared one); ``s3`` fetches s3:// weights, ``redis``
+    lets consumers share cached work."""
     return kind(mode).factory()(config, s3=s3, redis=redis)
 
 

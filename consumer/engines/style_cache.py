@@ -30,7 +30,6 @@ Stats = tuple[torch.Tensor, ...]  # a style's code: AdaIN (mean, std), each 1×C
 
 
 def style_key(image: Image.Image, size: int) -> str:
-    """Hash of the image's pixel bytes, its mode and dimensions, and the size it is encoded at."""
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"{image.mode}:{image.width}x{image.height}@{size}".encode())
     digest.update(image.tobytes())
@@ -49,12 +48,10 @@ def unpack(raw: bytes, device: torch.device | str) -> Stats:
 
 
 class SharedCodes:
-    """The Redis tier: ``<prefix>style:<model identity>:<style key>`` → packed code, with a TTL.
-
-    The model identity is a checksum of the network that makes the codes, so consumers running
-    different weights never share a code. Redis errors are logged once per outage and treated as
-    misses: the cache must never fail a job.
-    """
+    """The Redis tier: ``<prefix>style:<model identity>:<style key>`` → packed code, with a TTL. The
+    identity is a checksum of the network that makes the codes, so consumers running different
+    weights never share one. Redis errors are logged once per outage and treated as misses: the
+    cache must never fail a job."""
 
     def __init__(self, redis: Any, identity: str, *, ttl_s: int, device: torch.device | str = "cpu",
                  prefix: str = "stylequeue:") -> None:  # fmt: skip
@@ -116,20 +113,17 @@ class StyleCache:
         self._entries: OrderedDict[str, Stats] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Stats | None:
-        """The cached statistics, counted as a hit or a miss."""
+    def get(self, key: str, *, count_miss: bool = True) -> Stats | None:
+        """The cached code, counted as a hit (or as a miss, unless the caller counts it)."""
         with self._lock:
             value = self._entries.get(key)
-            if value is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
+            if value is not None:
+                self._entries.move_to_end(key)
+            self.hits += value is not None
+            self.misses += value is None and count_miss
             return value
 
     def put(self, key: str, value: Stats) -> None:
-        if self.max_entries == 0:
-            return
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
@@ -138,12 +132,9 @@ class StyleCache:
 
     def get_or_compute(self, key: str, compute: Callable[[], Stats]) -> tuple[Stats, bool]:
         """``(code, hit)``: from this process, else from the shared tier, else computed and stored in both."""
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return value, True
+        value = self.get(key, count_miss=False)
+        if value is not None:
+            return value, True
         value = self.shared.get(key) if self.shared is not None else None
         hit = value is not None
         with self._lock:

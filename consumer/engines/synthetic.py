@@ -46,10 +46,7 @@ class SyntheticEngine:
     device = "none"
 
     def __init__(
-        self,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._sleep = sleep
         self._clock = clock

@@ -122,32 +122,24 @@ class VGGFeatures(nn.Module):
         self.source = source or VGGSource(arch, fmt, None)
         self.layers = build_layers(arch, fmt)
         self.names = layer_names(self.layers)
-        self._set_preprocessing(fmt)
-        self.requires_grad_(False)
-        self.eval()
-
-    def _set_preprocessing(self, fmt: str) -> None:
         if fmt == "torchvision":
             mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         elif fmt == "caffe":
             # (x[:, ::-1] * 255 - bgr_mean) written as (x_bgr - mean/255) / (1/255).
-            mean = torch.tensor(CAFFE_BGR_MEAN) / 255.0
-            std = torch.full((3,), 1 / 255.0)
+            mean, std = torch.tensor(CAFFE_BGR_MEAN) / 255.0, torch.full((3,), 1 / 255.0)
         else:  # adain: the 1×1 conv at index 0 does its own preprocessing
             mean, std = torch.zeros(3), torch.ones(3)
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
 
     @property
     def activation_gain(self) -> float:
-        """How much larger a Caffe-scale network's activations are than this one's.
-
-        Caffe-format networks (and AdaIN's, whose first conv does the Caffe preprocessing) see
-        pixels in 0-255 units; torchvision's see them divided by 255*std, about 58 times smaller,
-        and their activations shrink by about as much. neural-style's default loss weights were
-        tuned at Caffe's scale, so the Gatys engine rescales its losses by this gain to keep those
-        defaults meaningful for every format.
-        """
+        """How much larger a Caffe-scale network's activations are than this one's: Caffe-format
+        networks (and AdaIN's) see pixels in 0-255 units, torchvision's divided by 255*std, about
+        58 times smaller. neural-style's default loss weights were tuned at Caffe's scale, so the
+        Gatys engine rescales its losses by this gain to keep them meaningful for every format."""
         if self.fmt != "torchvision":
             return 1.0
         return 255.0 * float(sum(IMAGENET_STD) / len(IMAGENET_STD))
@@ -156,17 +148,14 @@ class VGGFeatures(nn.Module):
         x = rgb.flip(1) if self.fmt == "caffe" else rgb
         return (x - self.mean) / self.std
 
-    def index_of(self, name: str) -> int:
-        try:
-            return self.names[name]
-        except KeyError:
-            raise ValueError(f"{self.arch} has no layer {name!r}") from None
-
     def forward(
         self, rgb: torch.Tensor, layers: Iterable[str], *, pooling: str = "max"
     ) -> dict[str, torch.Tensor]:
         """Activations of ``layers``; stops after the deepest one so no work is wasted."""
-        wanted = {self.index_of(name): name for name in layers}
+        try:
+            wanted = {self.names[name]: name for name in layers}
+        except KeyError as exc:
+            raise ValueError(f"{self.arch} has no layer {exc.args[0]!r}") from None
         last = max(wanted)
         out: dict[str, torch.Tensor] = {}
         x = self.preprocess(rgb)
@@ -209,7 +198,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_vgg(arch: str, fmt: str, path: Path | None) -> VGGFeatures:
-    """Build ``arch`` in format ``fmt`` and load ``path`` into it (``None``: random weights)."""
+    """``path`` None: random weights."""
     if fmt == "adain" and arch != "vgg19":
         raise ArtifactError("the adain format (vgg_normalised.pth) is a VGG19")
     if path is None:
@@ -222,24 +211,17 @@ def load_vgg(arch: str, fmt: str, path: Path | None) -> VGGFeatures:
     net = VGGFeatures(arch, fmt, VGGSource(arch, fmt, str(path)))
     raw = read_state_dict(path)
     state = _feature_state(raw, fmt)
-    expected = net.layers.state_dict()
-    _check_state(path.name, arch, fmt, raw, state, expected)
+    _check_state(path.name, net, raw, state)
     # Files may hold layers beyond the deepest we build (AdaIN's relu5_4): ignore extras.
-    net.layers.load_state_dict({k: state[k] for k in expected})
+    net.layers.load_state_dict({k: state[k] for k in net.layers.state_dict()})
     return net
 
 
-def _check_state(
-    name: str,
-    arch: str,
-    fmt: str,
-    raw: dict[str, Any],
-    state: dict[str, Any],
-    expected: dict[str, torch.Tensor],
-) -> None:
+def _check_state(name: str, net: VGGFeatures, raw: dict[str, Any], state: dict[str, Any]) -> None:
     """Raise :class:`ArtifactError` naming the first missing or mis-shaped key as the file spells it."""
+    arch, fmt, expected = net.arch, net.fmt, net.layers.state_dict()
     prefix = "" if fmt == "adain" else "features."
-    missing = sorted(set(expected) - set(state), key=_key_order)
+    missing = sorted(set(expected) - set(state), key=lambda key: (int(key.split(".")[0]), key))
     if missing:
         shown = ", ".join(prefix + k for k in missing[:4])
         raise ArtifactError(
@@ -256,22 +238,14 @@ def _check_state(
 
 
 def init_scale_preserving(module: nn.Module) -> nn.Module:
-    """He-normal convs, zero biases: random networks whose activations keep their scale.
-
-    PyTorch's default init shrinks activations at every layer, so a random network's deep features
-    (a VGG's losses, AdaIN's relu4_1) would be all but zero and every random-weights output the same
-    flat image; He init keeps dev/test runs exercising every loss and dependent on their inputs.
-    """
+    """He-normal convs, zero biases: PyTorch's default init shrinks activations at every layer, so a
+    random network's deep features would be all but zero and every random-weights output the same
+    flat image; He init keeps dev/test runs exercising every loss and dependent on their inputs."""
     for layer in module.modules():
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
     return module
-
-
-def _key_order(key: str) -> tuple[int, str]:
-    head = key.split(".")[0]
-    return (int(head) if head.isdigit() else 0, key)
 
 
 def vgg_from_config(config: EngineConfig, arch: str, *, s3: Any | None = None) -> VGGFeatures:

@@ -18,7 +18,6 @@ import json
 import logging
 import random
 import shutil
-import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -41,22 +40,19 @@ class HTTPRangeFile(io.RawIOBase):
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         super().__init__()
         self.url, self.timeout, self._pos = url, timeout, 0
-        self.length = self._content_length()
-
-    def _content_length(self) -> int:
-        request = urllib.request.Request(self.url, method="HEAD")
+        request = urllib.request.Request(url, method="HEAD")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 length = response.headers.get("Content-Length")
                 ranges = response.headers.get("Accept-Ranges", "")
-        except (urllib.error.URLError, OSError) as exc:
+        except OSError as exc:  # urllib's URLError is one
             raise ArtifactError(f"cannot reach {self.url} ({exc})") from exc
         if length is None or "bytes" not in ranges:
             raise ArtifactError(
                 f"{self.url} does not serve byte ranges (Accept-Ranges: {ranges or 'absent'}); "
                 "download the archive and pass its local path instead"
             )
-        return int(length)
+        self.length = int(length)
 
     def readable(self) -> bool:
         return True
@@ -88,7 +84,7 @@ class HTTPRangeFile(io.RawIOBase):
                 if response.status != 206:
                     raise ArtifactError(f"{self.url} answered {response.status} to a range request")
                 return response.read()
-        except (urllib.error.URLError, OSError) as exc:
+        except OSError as exc:
             raise ArtifactError(f"reading {self.url} bytes {first}-{last} failed ({exc})") from exc
 
 

@@ -13,11 +13,8 @@ from stylequeue.errors import ValidationError
 
 
 class ImageFolder:
-    """Every image under ``root`` (recursively); :meth:`batch` draws random crops.
-
-    Like the AdaIN paper's training, each image is resized so its shorter side is ``load_size``
-    and a random ``crop_size`` square is cut from it.
-    """
+    """Every image under ``root`` (recursively); :meth:`batch` draws random crops as the AdaIN paper's
+    training does: each image resized so its shorter side is ``load_size``, a ``crop_size`` square cut."""
 
     def __init__(self, root: Path, *, field: str, load_size: int, crop_size: int) -> None:
         root = Path(root)

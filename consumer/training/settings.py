@@ -1,8 +1,7 @@
-"""Settings of a ``train-blend`` run: torch-free, so the CLI derives its flags without importing torch.
-
-One pydantic model holds each setting's type, default, range and help; the CLI's flags
-(:mod:`consumer.commands.train`) are derived from it. Errors are
-:class:`~stylequeue.errors.ValidationError` naming the setting, in the parameters' words.
+"""Settings of a ``train-blend`` run: one pydantic model holds each setting's type, default, range
+and help, torch-free so that the CLI (:mod:`consumer.commands.train`) derives its flags from it
+without importing torch. Errors are :class:`~stylequeue.errors.ValidationError` naming the setting,
+in the parameters' words.
 """
 
 from __future__ import annotations

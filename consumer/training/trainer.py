@@ -32,7 +32,7 @@ from consumer.engines.adain import (
     mean_std,
     style_layer_indices,
 )
-from consumer.engines.blend_model import load_modules, random_model, save_artifact
+from consumer.engines.blend_model import DECODER_FILE, ENCODER_FILE, load_modules, random_model, save_artifact
 from consumer.engines.catalogue import cached_path, entry
 from consumer.engines.vgg import read_state_dict
 from consumer.training.dataset import ImageFolder
@@ -66,20 +66,18 @@ class Trainer:
         self.step = 0
         self.last_losses: dict[str, float] = {}
 
-    # --- networks ------------------------------------------------------------------------------
-
     def _encoder(self, s3: Any | None) -> nn.Sequential:
         if self.settings.random_encoder:
             log.warning("training against a RANDOM encoder: the artifact is for tests only")
             return random_model().module.encoder
         path = self._resolve(self.settings.encoder, s3, "adain-encoder")
-        return load_modules(build_encoder(), read_state_dict(path), path.name, "vgg_normalised.pth encoder")
+        return load_modules(build_encoder(), read_state_dict(path), path.name, ENCODER_FILE)
 
     def _decoder(self, s3: Any | None) -> nn.Sequential:
         decoder = build_decoder()
         if self.settings.decoder_init:
             path = self._resolve(self.settings.decoder_init, s3, "adain-decoder")
-            load_modules(decoder, read_state_dict(path), path.name, "AdaIN decoder.pth")
+            load_modules(decoder, read_state_dict(path), path.name, DECODER_FILE)
         return decoder.requires_grad_(True)
 
     def _resolve(self, uri: str, s3: Any | None, name: str) -> Path:
@@ -87,8 +85,6 @@ class Trainer:
         item = entry(name)
         how = f"Run '{item.pull_command}' and give its path, {cached_path(item, self.config.cache_dir)}."
         return artifact.resolve(uri, cache_dir=self.config.cache_dir, s3=s3, how_to_get=how)
-
-    # --- losses and steps ------------------------------------------------------------------------
 
     def taps_of(self, rgb: torch.Tensor) -> list[torch.Tensor]:
         """Encoder activations at relu1_1, relu2_1, relu3_1, relu4_1."""
@@ -127,8 +123,6 @@ class Trainer:
         self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
         return self.last_losses
 
-    # --- checkpoints -----------------------------------------------------------------------------
-
     def save_checkpoint(self) -> Path:
         path = self.settings.checkpoint_path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +153,6 @@ class Trainer:
             raise ArtifactError(f"{path}: not a usable train-blend checkpoint ({exc})") from exc
         log.info("resumed from %s at step %d", path, self.step)
         return self.step
-
-    # --- the run ----------------------------------------------------------------------------------
 
     def run(
         self, *, resume: bool = False, progress: Callable[[int, dict[str, float]], None] | None = None
