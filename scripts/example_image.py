@@ -49,14 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     content, s1, s2 = (
         Image.open(SAMPLES / p).convert("RGB") for p in (args.content, args.style1, args.style2)
     )
-    tiles = [
-        tile(content, args.height, "content"),
-        tile(s1, args.height, "style 1"),
-        tile(s2, args.height, "style 2"),
-    ]
+    shown = {"content": content, "style 1": s1, "style 2": s2}
     for ratio in (0.0, 0.5, 1.0):
         result = engine.run(content, [s1, s2], BlendParams(ratio=ratio, image_size=args.size))
-        tiles.append(tile(result.image, args.height, f"ratio {ratio:g}"))
+        shown[f"ratio {ratio:g}"] = result.image
+    tiles = [tile(image, args.height, caption) for caption, image in shown.items()]
     sheet = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white")
     x = 0
     for t in tiles:

@@ -20,6 +20,8 @@ from stylequeue.config import describe as describe_settings
 from stylequeue.errors import ValidationError
 from stylequeue.params import Params, describe, show_number
 
+METAVARS = {"boolean": "BOOL", "array": "A,B,…", "integer": "INT", "number": "FLOAT"}
+
 
 def add_param_flags(
     group: argparse._ArgumentGroup,
@@ -34,12 +36,8 @@ def add_param_flags(
         flags = [f"--{name.replace('_', separator)}", *(aliases or {}).get(name, [])]
         kwargs: dict[str, Any] = {"dest": name, "default": None, "help": _help(entry, schema)}
         if schema.get("type") == "boolean":
-            kwargs.update(nargs="?", const="true", metavar="BOOL")
-        elif schema.get("type") == "array":
-            kwargs["metavar"] = "A,B,…"
-        else:
-            kwargs["metavar"] = {"integer": "INT", "number": "FLOAT"}.get(schema.get("type"), "STR")
-        group.add_argument(*flags, **kwargs)
+            kwargs.update(nargs="?", const="true")
+        group.add_argument(*flags, metavar=METAVARS.get(schema.get("type"), "STR"), **kwargs)
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -52,11 +50,7 @@ def _help(entry: dict[str, Any], schema: dict[str, Any]) -> str:
     choices = f" [{', '.join(values['enum'])}]" if "enum" in values else ""
     low, high = values.get("minimum", values.get("exclusiveMinimum")), values.get("maximum")
     exclusive = ">" if "exclusiveMinimum" in values else ""
-    bounds = (
-        f" ({exclusive}{show_number(low)}–{show_number(high)})"
-        if low is not None and high is not None
-        else ""
-    )
+    bounds = f" ({exclusive}{show_number(low)}–{show_number(high)})" if None not in (low, high) else ""
     default = entry["default"]
     shown = (",".join(map(str, default)) or "none") if isinstance(default, list) else default
     return f"{entry['help']}{choices}{bounds} (default: {shown})"
@@ -99,17 +93,11 @@ def add_model_flags(
         else:
             required, default = field.is_required(), field.get_default()
             shown = f" (default: {default})" if not required and default not in ("", None) else ""
+            text = f"{field.description}{shown}"
             tp = next(
                 a for a in typing.get_args(field.annotation) or (field.annotation,) if a is not type(None)
             )
-            group.add_argument(
-                flag,
-                dest=name,
-                type=tp,
-                required=required,
-                default=default,
-                help=f"{field.description}{shown}",
-            )
+            group.add_argument(flag, dest=name, type=tp, required=required, default=default, help=text)
 
 
 def setting_changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:

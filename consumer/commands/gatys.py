@@ -1,13 +1,10 @@
 """``stylequeue gatys``: run the Gatys engine on local files, with a progress bar.
 
-Accepts the seed CLI's flags with the seed's meaning (the Kafka NST project's
-``neural_style_transfer.py``: ``--content_image_path``, ``--style_image_path``, ``--content_weight``
-… ``--height``, ``--output_file``, in its README's underscore spelling and its script's hyphen
-spelling). ``--height`` is the output's height, as it was there; the engine sizes by the longest
-side (``--image_size``), so the command turns one into the other once the content's shape is known.
-Every engine parameter's flag, help and default come from
-:class:`~consumer.engines.gatys.GatysParams` (via :func:`stylequeue.params.describe`), so no
-default is written here; the device and weight flags override the ``STYLEQUEUE_*`` environment
+Accepts the flags of the seed CLI (the Kafka NST project's ``neural_style_transfer.py``) with their
+meaning there: ``--height`` is the output's height, turned into the longest side (``--image_size``)
+the engine sizes by once the content's shape is known. Every engine parameter's flag, help and
+default come from :class:`~consumer.engines.gatys.GatysParams` (via :func:`stylequeue.params.describe`),
+so no default is written here; the device and weight flags override the ``STYLEQUEUE_*`` environment
 (:class:`~stylequeue.config.EngineConfig`). Nothing heavy is imported until the command runs.
 """
 
@@ -99,11 +96,10 @@ def register(subparsers: Any) -> None:
 
 def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
     """The environment's EngineConfig with this command's flags laid over it."""
-    base = load(EngineConfig)
     changes = setting_changes(args, CONFIG_FLAGS)
     if args.weights:
         changes[f"{model}_weights"] = args.weights
-    return base.overlaid(changes)
+    return load(EngineConfig).overlaid(changes)
 
 
 def gatys_params(args: argparse.Namespace, content_size: tuple[int, int]) -> GatysParams:
@@ -179,10 +175,8 @@ def _run_with_progress(engine, content, styles, params, init, args):
         if args.snapshot_dir:
             image.save(args.snapshot_dir / f"{iteration:06d}.png")
 
-    try:
+    with bar:
         return engine.run(content, styles, params, Hooks(on_progress, on_snapshot), init_image=init)
-    finally:
-        bar.close()
 
 
 def _summary(result, output: Path, random_weights: bool) -> None:

@@ -13,6 +13,7 @@ No torch here: listing and pulling must not load an engine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,11 +253,8 @@ def run_pull(args: argparse.Namespace) -> int:
     items = [entry(name) for name in args.names]  # every name checked before anything downloads
     s3 = s3_client_from_env() if args.to or base.startswith("s3://") else None
     for item in items:
-        bar = Bar(item.filename)
-        try:
+        with contextlib.closing(Bar(item.filename)) as bar:
             done = pull(item, cache_dir, base=base, s3=s3, mirror=args.to or "", progress=bar)
-        finally:
-            bar.close()
         mirrored = f", copied to {done.mirrored}" if done.mirrored else ""
         print(f"{item.name}: {done.path} ({done.checked}{mirrored})")
     return 0

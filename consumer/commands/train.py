@@ -60,10 +60,8 @@ def run_train(args: argparse.Namespace) -> int:
         bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
         bar.refresh()
 
-    try:
+    with bar:
         out = trainer.run(resume=args.resume, progress=progress)
-    finally:
-        bar.close()
     losses = ", ".join(f"{k} {v:.4g}" for k, v in trainer.last_losses.items())
     print(f"wrote {out} after {trainer.step} steps ({losses}); checkpoint {trainer.settings.checkpoint_path}")
     return 0

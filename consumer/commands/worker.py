@@ -68,13 +68,11 @@ def build(mode: str, consumer_id: str, environ: dict[str, str] | None = None) ->
     from stylequeue import bus, config, status, storage
 
     kafka = config.load(config.KafkaConfig, environ)
-    s3_cfg = config.load(config.S3Config, environ)
-    objects = storage.Storage.from_config(s3_cfg)
+    objects = storage.Storage.from_config(config.load(config.S3Config, environ))
     objects.ensure_bucket()
     statuses = status.StatusStore.from_config(config.load(config.RedisConfig, environ))
-    engine = get_engine(
-        mode, config.load(config.EngineConfig, environ), s3=objects.client, redis=statuses.redis
-    )
+    engine_cfg = config.load(config.EngineConfig, environ)
+    engine = get_engine(mode, engine_cfg, s3=objects.client, redis=statuses.redis)
     info = engine_info(engine)
     log.info("engine %s: %s", mode, info)
     bus.ensure_topics(kafka, [mode])
@@ -99,10 +97,9 @@ def idle_unavailable(worker: Any, ctx: Any) -> int:
 def start_metrics(port: int, mode: str, consumer_id: str, *, addr: str | None = None) -> Any:
     """This consumer's metrics: the mode's series at zero, the GPU collector, up=1, ``/metrics``.
 
-    ``port`` 0 serves nothing (the series still count, for tests that read the registry). The
-    server binds ``addr``, by default ``STYLEQUEUE_METRICS_ADDR`` (loopback: a consumer's metrics
-    are not published to every interface unless a deployment asks, as compose does). Returns the
-    HTTP server (or None); the worker marks the consumer stopped when it stops.
+    ``port`` 0 serves nothing (the series still count, for tests that read the registry); the worker
+    marks the consumer stopped when it stops. ``STYLEQUEUE_METRICS_ADDR`` is loopback by default: a
+    consumer's metrics are not published to every interface unless a deployment asks, as compose does.
     """
     from prometheus_client import start_http_server
 

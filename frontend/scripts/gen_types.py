@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     which = {args.only} if args.only else {"types", "fixture"}
     stale = []
     for path, text in outputs(which).items():
-        current = path.read_text() if path.exists() else None
-        if current == text:
+        if path.exists() and path.read_text() == text:
             continue
         if args.check:
             stale.append(path.relative_to(FRONTEND.parent))

@@ -5,19 +5,17 @@
 import type { EnginesResponse, ErrorBody, Job, LossList, SnapshotList } from './types';
 
 export class ApiError extends Error {
-  /** HTTP status; 0 when the server could not be reached at all. */
-  readonly status: number;
-  /** The server's machine-readable code (`invalid`, `not_found`, …) or `network` / `http_<status>`. */
-  readonly code: string;
-  /** The request field the error is about (`content`, `style`, `image_size`, …), when known. */
-  readonly field: string | null;
-
-  constructor(status: number, code: string, message: string, field: string | null = null) {
+  constructor(
+    /** HTTP status; 0 when the server could not be reached at all. */
+    readonly status: number,
+    /** The server's machine-readable code (`invalid`, `not_found`, …) or `network` / `http_<status>`. */
+    readonly code: string,
+    message: string,
+    /** The request field the error is about (`content`, `style`, `image_size`, …), when known. */
+    readonly field: string | null = null,
+  ) {
     super(message);
     this.name = 'ApiError';
-    this.status = status;
-    this.code = code;
-    this.field = field;
   }
 }
 

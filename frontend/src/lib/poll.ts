@@ -8,13 +8,8 @@ export function startPolling(tick: () => Promise<boolean>, intervalMs = 1000): (
 
   const run = async () => {
     if (stopped) return;
-    let again = false;
-    try {
-      again = await tick();
-    } catch {
-      // The tick reports its own errors; keep polling so a brief outage does not end the page.
-      again = true;
-    }
+    // The tick reports its own errors; keep polling so a brief outage does not end the page.
+    const again = await tick().catch(() => true);
     if (again && !stopped) timer = setTimeout(run, intervalMs);
   };
 

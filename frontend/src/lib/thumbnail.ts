@@ -27,11 +27,6 @@ export async function thumbnail(src: string, maxSide: number, quality = 0.8): Pr
 }
 
 /** Width and height of an image file, or null when the browser cannot decode it. */
-export async function dimensions(src: string): Promise<{ width: number; height: number } | null> {
-  try {
-    const img = await load(src);
-    return { width: img.naturalWidth, height: img.naturalHeight };
-  } catch {
-    return null;
-  }
+export function dimensions(src: string): Promise<{ width: number; height: number } | null> {
+  return load(src).then((img) => ({ width: img.naturalWidth, height: img.naturalHeight }), () => null);
 }
