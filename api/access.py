@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -113,15 +112,6 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def check_id(job_id: str) -> None:
-    """Ids longer than :data:`MAX_ID_LENGTH` name no job: 404 saying so, without a lookup."""
-    if len(job_id) > MAX_ID_LENGTH:
-        raise NotFound(
-            f"no job has an id of {len(job_id)} characters; job ids are at most {MAX_ID_LENGTH}",
-            field="job_id",
-        )
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of a key's jobs, newest first; ``next`` continues after the last one (None: done)."""
@@ -177,16 +167,20 @@ class Owners:
                 "(STYLEQUEUE_MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or cancel one"
             )
 
-    def _active(self, job_id: bytes | str) -> bool:
-        job = self._record(job_id.decode() if isinstance(job_id, bytes) else job_id)
+    def _active(self, job_id: bytes) -> bool:
+        job = self._record(job_id)
         return job is not None and not job.status.terminal
 
     def page(self, owner: str, *, status: str | None = None, mode: str | None = None,
              limit: int = PAGE_DEFAULT, after: str | None = None) -> Page:  # fmt: skip
         """Newest first, filtered by status and mode (None: any); ``after`` is a previous page's ``next``."""
+        key = self._key(owner, "jobs")
         jobs: list[Job] = []
         last: str | None = None
-        for job_id, score in self._ids(owner, after):
+        top = f"({after}" if after else "+inf"
+        for job_id, score in self.redis.zrevrangebyscore(
+            key, top, "-inf", start=0, num=SCAN_MAX, withscores=True
+        ):
             last = f"{score!r}"
             job = self._record(job_id)
             if job is None or (status and job.status.value != status) or (mode and job.mode != mode):
@@ -194,24 +188,12 @@ class Owners:
             jobs.append(job)
             if len(jobs) == limit:
                 return Page(jobs, last)
-        return Page(jobs, last if last is not None and self._more(owner, last) else None)
+        more = last is not None and self.redis.zrevrangebyscore(key, f"({last}", "-inf", start=0, num=1)
+        return Page(jobs, last if more else None)
 
-    def _ids(self, owner: str, after: str | None) -> Iterator[tuple[str, float]]:
-        """Job ids older than the cursor, newest first, at most :data:`SCAN_MAX` of them."""
-        top = f"({after}" if after else "+inf"
-        for job_id, score in self.redis.zrevrangebyscore(
-            self._key(owner, "jobs"), top, "-inf", start=0, num=SCAN_MAX, withscores=True
-        ):
-            yield (job_id.decode() if isinstance(job_id, bytes) else job_id), float(score)
-
-    def _more(self, owner: str, cursor: str) -> bool:
-        return bool(
-            self.redis.zrevrangebyscore(self._key(owner, "jobs"), f"({cursor}", "-inf", start=0, num=1)
-        )
-
-    def _record(self, job_id: str) -> Job | None:
+    def _record(self, job_id: bytes | str) -> Job | None:
         try:
-            return self.status.get(job_id)
+            return self.status.get(job_id.decode() if isinstance(job_id, bytes) else job_id)
         except NotFound:
             return None
 

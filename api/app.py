@@ -41,9 +41,8 @@ def create_app(config: Mapping[str, str] | None = None, *, clients: Clients | No
     app.extensions["stylequeue"] = service
     errors.init_app(app)
     guard.init_app(app, service)
-    app.register_blueprint(routes.bp)
-    app.register_blueprint(routes.health)
-    app.register_blueprint(reference.bp)
+    for blueprint in (routes.bp, routes.health, reference.bp):
+        app.register_blueprint(blueprint)
     if settings.api.compat_routes:
         app.extensions["stylequeue.compat"] = CompatService(service)
         app.register_blueprint(compat.bp)
@@ -77,6 +76,7 @@ def _limit_requests(app: Flask, settings: Settings) -> None:
     app.wsgi_app = wsgi
 
 
+@doc({200: (None, "Prometheus text format")}, operation_id="metrics", guarded=False, media=("text/plain",))
 def metrics_view() -> Response:
     """Prometheus metrics of the API.
 
@@ -85,11 +85,6 @@ def metrics_view() -> Response:
     """
     body, content_type = metrics.exposition([current_app.extensions["stylequeue.metrics"]])
     return Response(body, content_type=content_type)
-
-
-documented_metrics = doc(
-    {200: (None, "Prometheus text format")}, operation_id="metrics", guarded=False, media=("text/plain",)
-)(metrics_view)
 
 
 def _record_requests(app: Flask) -> None:

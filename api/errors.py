@@ -17,7 +17,6 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from api.backing import SERVICE_ERRORS, service_name, unavailable_message
-from api.middleware import too_large_message
 from stylequeue.errors import StylequeueError
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,11 @@ HTTP_CODES = {413: "too_large", 415: "unsupported_media_type", 422: "invalid", 4
 
 def error_body(code: str, message: str, field: str | None = None) -> dict:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+def too_large_message(limit: int) -> str:
+    """A request over ``STYLEQUEUE_MAX_REQUEST_BYTES``, in the words of every layer that refuses one."""
+    return f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
 
 
 def status_for(exc: StylequeueError) -> int:

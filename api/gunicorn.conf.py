@@ -13,8 +13,7 @@ _api = load(ApiConfig)
 bind = _api.bind
 workers = _api.workers
 # gthread with read deadlines and JSON error pages (api.server): threads let one worker take other
-# requests while the broker acks, and no slow client holds one past STYLEQUEUE_HEADER_TIMEOUT_S /
-# STYLEQUEUE_BODY_TIMEOUT_S.
+# requests while the broker acks, and no slow client holds one past its deadlines.
 worker_class = "api.server.Worker"
 threads = _api.threads
 timeout = 120

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from api.errors import error_body, too_large_message
 from api.server import ReadDeadline
 from stylequeue.config import ApiConfig
 
@@ -153,17 +154,12 @@ class BodyBuffer:
         return body
 
 
-def too_large_message(limit: int) -> str:
-    """A request over ``STYLEQUEUE_MAX_REQUEST_BYTES``, in the words of every layer that refuses one."""
-    return f"the request is larger than the limit of {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)"
-
-
 def _too_large(limit: int) -> BodyRefused:
     return BodyRefused("413 Content Too Large", "too_large", too_large_message(limit))
 
 
 def _refusal(refused: BodyRefused, start_response: Callable) -> list[bytes]:
-    body = json.dumps({"error": {"code": refused.code, "message": refused.message, "field": None}}).encode()
+    body = json.dumps(error_body(refused.code, refused.message)).encode()
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     if refused.retry_after is not None:
         headers.append(("Retry-After", str(refused.retry_after)))

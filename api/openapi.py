@@ -101,6 +101,8 @@ ERROR_TEXT = {
     "submission kept nothing",
 }
 GUARDED = (401, 429)  # every /api/v1/jobs route: a key when access control is on, and the rate limits
+# Either scheme, or none: access control is off unless keys are configured.
+KEYED = [{"apiKey": []}, {"accessToken": []}, {}]
 # What an operation's 200 answer is beyond JSON, as its view declares it: (binary media types, headers).
 ANSWERS: dict[str, tuple[tuple[str, ...], dict[str, Any] | None]] = {}
 
@@ -125,14 +127,13 @@ def doc(
     codes |= {f"HTTP_{code}": (ErrorBody, ERROR_TEXT[code]) for code in statuses}
     # spectree adds a validation-error answer to every operation; naming one the view has keeps it true.
     first = next(iter((*statuses, *ok)))
-    security = {"apiKey": [], "accessToken": []} if guarded else None
     tags = tags or (("jobs",) if guarded else ("service",))
     return spec.validate(
         resp=Response(**codes),
         operation_id=operation_id,
         tags=list(tags),
         validation_error_status=first,
-        security=security,
+        security=KEYED if guarded else None,
         skip_validation=True,
         **request,
     )
@@ -217,9 +218,6 @@ def _complete(op: dict[str, Any], examples: dict[tuple[str, str], Any], schemas:
         # encoding for it draw one file, not a list, and send it as a text field.
         singles = [name for name in _file_parts(form) if form["properties"][name].get("type") != "array"]
         body["encoding"] = {name: {"contentType": media} for name in singles}
-    if op.get("security"):
-        # Either scheme, or none: access control is off unless keys are configured.
-        op["security"] = [{name: []} for name in op["security"][0]] + [{}]
 
 
 # -- examples, built by the code that answers -----------------------------------------------
@@ -293,7 +291,7 @@ def documented_app() -> Flask:
     flask_app = Flask(__name__, static_folder=None)
     for blueprint in (routes.bp, routes.health, compat.bp, reference.bp):
         flask_app.register_blueprint(blueprint)
-    flask_app.add_url_rule("/metrics", "metrics", app.documented_metrics)
+    flask_app.add_url_rule("/metrics", "metrics", app.metrics_view)
     return flask_app
 
 
@@ -318,8 +316,7 @@ def _document() -> dict[str, Any]:
     forms = [schemas[ref["$ref"].rsplit("/", 1)[1]] for ref in submit["anyOf"]]
     parts = {name: form["properties"][name] for form in forms for name in _file_parts(form)}
     mode = {"type": "string", "enum": list(MODES), "description": "engine to run"}
-    submit.update(type="object", properties={"mode": mode, **parts})
-    submit["required"] = ["mode", "content", "style"]
+    submit.update(type="object", properties={"mode": mode, **parts}, required=["mode", "content", "style"])
     found = examples()
     for item in document["paths"].values():
         for op in item.values():

@@ -8,7 +8,8 @@ Only the API serves these, so they live here rather than beside the metric defin
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass
 from functools import partial
 from typing import Any
 
@@ -20,22 +21,17 @@ from stylequeue.lag import KafkaLagReader
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)  # hashable: a registry keys its collectors
 class PipelineCollector(Collector):
     """Any API worker may serve the scrape, and every one reads the same shared state (Redis,
     Kafka), so the numbers never need summing across workers. A source that cannot be read is
     reported by ``stylequeue_scrape_source_up{source} 0`` instead of failing the scrape."""
 
-    def __init__(
-        self,
-        modes: Iterable[str],
-        *,
-        store: Any = None,
-        presence: Any = None,
-        lag_reader: KafkaLagReader | None = None,
-    ) -> None:
-        self.modes = tuple(modes)
-        self.store, self.presence = store, presence  # the queues, and who serves them
-        self.lag_reader = lag_reader
+    modes: Sequence[str]
+    _: KW_ONLY
+    store: Any = None  # the queues
+    presence: Any = None  # who serves them
+    lag_reader: KafkaLagReader | None = None
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -12,7 +12,7 @@ job is validated, stored, queued, fenced, metered and visible at ``/api/v1/jobs/
 other), waits for it up to ``STYLEQUEUE_COMPAT_WAIT_S`` and hands the views what each client
 expects. Errors name the seed's field, not ours, and keep the native error body.
 
-It is one module of some 360 lines because each seed's declaration, its conversions and the
+It is one module of some 350 lines because each seed's declaration, its conversions and the
 service that runs it are read together when a seed's behaviour is in question.
 """
 
@@ -34,7 +34,10 @@ from stylequeue.params import coerce, show_number
 from stylequeue.params.images import MAX_IMAGE_SIZE, min_longest
 
 # How much larger Caffe-scale activations are than torchvision's: 255 × the mean ImageNet std,
-# the engine's ``VGGFeatures.activation_gain`` (torch-free here; a test keeps the two equal).
+# the engine's ``VGGFeatures.activation_gain`` (torch-free here; a test keeps the two equal). The
+# Gatys service's losses are the PyTorch tutorial's (content MSE, Gram / (C·H·W), style MSE summed over
+# the layers), defined as ours but measured on torchvision's normalised input: its content weight is
+# ours × GAIN² (the loss is quadratic in the activations), its style weight ours × GAIN⁴ (quartic).
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_GAIN = 255.0 * sum(IMAGENET_STD) / len(IMAGENET_STD)
 KINDS: dict[str, type] = {"float": float, "int": int, "bool": bool}
@@ -49,19 +52,6 @@ class JobFailed(StylequeueError):
     """A seed route's job ended failed (HTTP 422): its client waited for an image that will not come."""
 
     code = "job_failed"
-
-
-def content_weight_from_torchvision(weight: float) -> float:
-    """The Gatys service's losses are the PyTorch tutorial's (content MSE, Gram / (C·H·W), style MSE
-    summed over the layers), defined as ours but measured on torchvision's normalised input, whose
-    activations are ``TORCHVISION_GAIN`` times smaller than the Caffe scale our weights are given
-    at: the content loss is quadratic in them."""
-    return weight / TORCHVISION_GAIN**2
-
-
-def style_weight_from_torchvision(weight: float) -> float:
-    """The Gatys service's style weight in our units: Gram losses are quartic in the activations."""
-    return weight / TORCHVISION_GAIN**4
 
 
 @dataclass(frozen=True)
@@ -142,7 +132,7 @@ GATYS_SERVICE = SeedRoute(
             "float",
             "content_weight",
             f"torchvision units → ours: ÷ {TORCHVISION_GAIN:.2f}² (absent: ours, {_OURS.content_weight:g})",
-            convert=content_weight_from_torchvision,
+            convert=lambda weight: weight / TORCHVISION_GAIN**2,
             minimum=0,
         ),
         SeedField(
@@ -150,7 +140,7 @@ GATYS_SERVICE = SeedRoute(
             "float",
             "style_weight",
             f"torchvision units → ours: ÷ {TORCHVISION_GAIN:.2f}⁴ (absent: ours, {_OURS.style_weight:g})",
-            convert=style_weight_from_torchvision,
+            convert=lambda weight: weight / TORCHVISION_GAIN**4,
             minimum=0,
         ),
     ),
@@ -219,11 +209,7 @@ def seed_params(
 ) -> dict[str, str]:
     """Our parameter fields (strings, as a form sends them) for the seed's fields."""
     values = read_values(route, fields)
-    params = {
-        f.param: str(f.convert(values[f.name]))
-        for f in route.fields
-        if f.kind != "file" and f.param and f.name in values
-    }
+    params = {f.param: str(f.convert(values[f.name])) for f in route.fields if f.param and f.name in values}
     if "image_size" not in params:
         size = output_size(content_size, route.cap(values))
         if size is not None:

@@ -13,7 +13,7 @@ long as they liked, and health checks queued behind them. :class:`Worker` change
 * gunicorn's own error pages (a request line over ``limit_request_line``: 414; headers too
   large: 431; malformed requests: 400) are JSON in the API's error format, not HTML.
 
-Behind compose's nginx, which buffers each body itself, these deadlines are a second line.
+Behind compose's nginx these deadlines are a second line (:mod:`api.middleware` says why).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import time
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
+from api.errors import error_body
 from stylequeue.config import ApiConfig, load
 
 # gunicorn's own statuses, as codes of the API's error body.
@@ -91,7 +92,7 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
     """gunicorn's ``util.write_error`` with the API's JSON error body instead of an HTML page."""
     code = GUNICORN_CODES.get(status, "error")
     text = "internal server error" if status >= 500 else message or reason
-    body = json.dumps({"error": {"code": code, "message": text, "field": None}}).encode()
+    body = json.dumps(error_body(code, text)).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n")  # fmt: skip
     util.write_nonblock(sock, head.encode("latin-1") + body)

@@ -14,14 +14,14 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any, get_type_hints
 
 from api import archive
-from api.access import ANONYMOUS, ApiKeys, JobsQuery, Owners, check_id
+from api.access import ANONYMOUS, MAX_ID_LENGTH, ApiKeys, JobsQuery, Owners
 from api.backing import LazyProducer, service_name, unavailable_message
 from api.bodies import EngineInfo, Engines, Limits
 from api.uploads import BadRequest, TooLarge, Upload, accept
@@ -92,11 +92,9 @@ class Submission:
 
 def input_keys(inputs: Inputs) -> dict[str, str]:
     """A job's stored inputs by the name its URL uses (content, style-0, style-1 …, init_image) → S3 key."""
-    keys = {"content": inputs.content}
-    keys.update({f"style-{index}": key for index, key in enumerate(inputs.styles)})
-    if inputs.init_image:
-        keys["init_image"] = inputs.init_image
-    return keys
+    styles = {f"style-{index}": key for index, key in enumerate(inputs.styles)}
+    init = {"init_image": inputs.init_image} if inputs.init_image else {}
+    return {"content": inputs.content, **styles, **init}
 
 
 class JobService:
@@ -146,16 +144,13 @@ class JobService:
         named = [("content", parts["content"][0])]
         named += [(f"style-{index}", part) for index, part in enumerate(parts["style"])]
         named += [("init_image", part) for part in parts["init_image"]]
+        limit = self.settings.api.max_request_bytes
         uploads: dict[str, Upload] = {}
-        total = 0
         for name, part in named:
             uploads[name] = accept(part.stream, part.name, self.settings.api)
-            total += uploads[name].source_bytes
-            if total > self.settings.api.max_request_bytes:
+            if sum(upload.source_bytes for upload in uploads.values()) > limit:
                 raise TooLarge(
-                    f"files add up to more than {self.settings.api.max_request_bytes} bytes "
-                    "(STYLEQUEUE_MAX_REQUEST_BYTES)",
-                    field=part.name,
+                    f"files add up to more than {limit} bytes (STYLEQUEUE_MAX_REQUEST_BYTES)", field=part.name
                 )
         return uploads
 
@@ -212,8 +207,13 @@ class JobService:
 
     def _job(self, job_id: str, caller: str | None) -> Job:
         """The record, if ``caller`` may see it: another key's job is "no such job", like a made-up id.
-        ``caller`` None means no check (access control off, or the API itself: the seed routes)."""
-        check_id(job_id)
+        ``caller`` None means no check (access control off, or the API itself: the seed routes). An id
+        longer than :data:`~api.access.MAX_ID_LENGTH` names no job: 404 saying so, without a lookup."""
+        if len(job_id) > MAX_ID_LENGTH:
+            raise NotFound(
+                f"no job has an id of {len(job_id)} characters; job ids are at most {MAX_ID_LENGTH}",
+                field="job_id",
+            )
         if caller is not None and not self.owners.owns(caller, job_id):
             raise NotFound(f"no job {quoted(job_id)}", field="job_id")
         return self.status.get(job_id)
@@ -288,19 +288,15 @@ class JobService:
         return sorted({*job.snapshots, *self.status.snapshot_iterations(job.id)})
 
     def snapshot(self, job_id: str, iteration: int, caller: str | None = None) -> bytes:
+        """Looked for in S3 first once the job ended (the worker copied them), in Redis first before.
+        The S3 copies are the last attempt's: a fenced-off attempt wrote its own under its own number."""
         job = self._job(job_id, caller)
-        for source in self._snapshot_sources(job):
+        key = object_keys(job.id, job.attempt)["snapshot"].format(iteration=iteration)
+        sources = [lambda: self.storage.get(key), lambda: self.status.snapshot(job.id, iteration)]
+        for source in sources if job.status.terminal else reversed(sources):
             with suppress(NotFound):
-                return source(iteration)
+                return source()
         raise NotFound(f"job {job_id} has no snapshot at iteration {iteration}", field="iteration")
-
-    def _snapshot_sources(self, job: Job) -> list[Callable[[int], bytes]]:
-        """Where a snapshot is: S3 once the job ended (the worker copied them), Redis before. The S3
-        copies are the last attempt's: a fenced-off attempt wrote its own under its own number."""
-        key = object_keys(job.id, job.attempt)["snapshot"]
-        from_s3 = lambda i: self.storage.get(key.format(iteration=i))  # noqa: E731
-        from_redis = lambda i: self.status.snapshot(job.id, i)  # noqa: E731
-        return [from_s3, from_redis] if job.status.terminal else [from_redis, from_s3]
 
     def archive(self, job_id: str, caller: str | None = None) -> tuple[str, Iterator[bytes]]:
         """A ZIP of every snapshot in order, the result and params.json: (file name, byte stream)."""
@@ -342,8 +338,7 @@ class JobService:
     def _kafka_ready(self) -> None:
         # The producer's metadata is cached, so also prove a broker accepts connections now.
         host, _, port = bus._servers(self.settings.kafka)[0].rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=2):
-            pass
+        socket.create_connection((host, int(port)), timeout=2).close()
         bus.ping(self.clients.producer, self.settings.kafka, modes()[0])
 
 
@@ -398,10 +393,9 @@ def is_unselected(part: FilePart) -> bool:
     """A browser sends an empty, nameless part for a file input left empty: not an upload."""
     if part.filename:
         return False
-    if part.stream.read(1):
-        part.stream.seek(0)
-        return False
-    return True
+    empty = not part.stream.read(1)
+    part.stream.seek(0)
+    return empty
 
 
 def _check_init_image(params: Params, init_parts: list[FilePart]) -> None:

@@ -60,7 +60,6 @@ class UnsupportedImage(ValidationError):
 class Upload:
     """An accepted image: the normalised file (RGB PNG, or an upright RGB JPEG as sent) and what it was."""
 
-    field: str
     data: bytes
     width: int
     height: int
@@ -139,7 +138,7 @@ def _as_sent(data: bytes, image: Image.Image, field: str) -> Upload | None:
     _decode(kept, field)  # the bytes that are stored are the bytes that were decoded
     if kept.size != image.size or kept.mode != "RGB":
         return None
-    return Upload(field, stripped, kept.width, kept.height, "jpeg", "RGB", len(data), "jpeg")
+    return Upload(stripped, kept.width, kept.height, "jpeg", "RGB", len(data), "jpeg")
 
 
 def normalise(data: bytes, field: str, limits: ApiConfig) -> Upload:
@@ -154,7 +153,7 @@ def normalise(data: bytes, field: str, limits: ApiConfig) -> Upload:
     rgb = to_rgb(image)
     out = io.BytesIO()
     rgb.save(out, format="PNG", compress_level=3)  # fast: the images are stored, not archived
-    return Upload(field, out.getvalue(), rgb.width, rgb.height, source_format, source_mode, len(data))
+    return Upload(out.getvalue(), rgb.width, rgb.height, source_format, source_mode, len(data))
 
 
 def accept(stream: IO[bytes], field: str, limits: ApiConfig) -> Upload:

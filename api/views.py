@@ -59,7 +59,6 @@ class Links(View):
     @classmethod
     def of(cls, job: Job) -> Self:
         base = job_url(job.id)
-        styles = [f"{base}/inputs/style-{index}" for index in range(len(job.inputs.styles))]
         return cls(
             self=base,
             result=f"{base}/result",
@@ -67,7 +66,7 @@ class Links(View):
             zip=f"{base}/snapshots.zip",
             losses=f"{base}/losses",
             content=f"{base}/inputs/content",
-            styles=styles,
+            styles=[f"{base}/inputs/style-{index}" for index in range(len(job.inputs.styles))],
         )
 
 
