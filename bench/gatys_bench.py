@@ -221,8 +221,8 @@ class Variant:
 def make_engines(args: argparse.Namespace) -> dict[tuple[str, bool], GatysEngine]:
     """One engine per (precision, CUDA graphs); each loads the same weights."""
     base = config_mod.load(EngineConfig)
-    base = dataclasses.replace(
-        base, device=args.device, random_weights=args.random_weights or base.random_weights
+    base = base.model_copy(
+        update={"device": args.device, "random_weights": args.random_weights or base.random_weights}
     )
     engines = {}
     for precision in args.precisions:
@@ -266,8 +266,8 @@ def perturbed_fp32(
             return start + PERTURBATION * noise.to(start.device)
 
     net = engine.network(params.model)
-    run = Perturbed(net, params, Hooks(), amp=None, random_weights=engine.config.random_weights)
-    return run.execute(plan_for(params, content.size), content, [style], None).history[-1]
+    run = Perturbed(net, params, Hooks(), content, [style], amp=None)
+    return run.execute(plan_for(params, content.size)).history[-1]
 
 
 def psnr(a: Image.Image, b: Image.Image) -> float:

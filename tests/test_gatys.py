@@ -377,9 +377,7 @@ def test_non_finite_losses_fail_the_job_with_the_reason(engine):
     from consumer.engines.base import Hooks
     from consumer.engines.gatys_engine import GatysRun, Tick
 
-    run = GatysRun(
-        engine.network("vgg19"), GatysParams(image_size=16), Hooks(), amp=None, random_weights=True
-    )
+    run = GatysRun(engine.network("vgg19"), GatysParams(image_size=16), Hooks(), CONTENT, [STYLE], amp=None)
     run._report([((1.0, 2.0, 3.0), Tick(1, "1/1", (16, 12)))])  # finite: recorded
     with pytest.raises(ValidationError, match="non-finite at iteration 2; lower content_weight") as info:
         run._report([((float("nan"), 2.0, 3.0), Tick(2, "1/1", (16, 12)))])

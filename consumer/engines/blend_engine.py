@@ -132,8 +132,7 @@ class BlendEngine:
         params = self._check(item)
         hooks = item.hooks or Hooks()
         hooks.check_cancel()
-        image = resize_longest(item.content.convert("RGB"), params.image_size)
-        content = self._to_device(image)
+        content = self._to_device(resize_longest(item.content.convert("RGB"), params.image_size))
         weights = [params.ratio, 1.0 - params.ratio] if len(item.styles) == 2 else [1.0]
         job = _Job(index, item, params, hooks, content, weights, started)
         self._report(job, 1)

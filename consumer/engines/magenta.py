@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -103,28 +104,21 @@ def _dequantize(node, arrays: dict[str, np.ndarray]) -> np.ndarray:
     return (q - zero) * scale
 
 
-def _load_conv(conv: nn.Conv2d, weights: ConvWeights, scope: str, file: str) -> None:
-    """Copy one graph convolution into ``conv`` after checking it is the layer the port expects."""
-    expected = tuple(conv.weight.shape)
-    if weights.weight.shape != expected or weights.stride != conv.stride[0] or weights.group != conv.groups:
+def _load_layer(layer: nn.Conv2d | nn.Linear, weights: ConvWeights, scope: str, file: str) -> None:
+    """Copy one graph convolution into ``layer`` after checking it is the layer the port expects."""
+    weight, expected = weights.weight, tuple(layer.weight.shape)
+    if isinstance(layer, nn.Linear):  # a 1×1 convolution of the style vector is a fully connected layer
+        if weight.shape != (*expected, 1, 1):
+            raise ArtifactError(f"{file}: {scope} is {weight.shape}, expected {(*expected, 1, 1)}")
+        weight = weight[:, :, 0, 0]
+    elif weight.shape != expected or weights.stride != layer.stride[0] or weights.group != layer.groups:
         raise ArtifactError(
-            f"{file}: {scope} is {weights.weight.shape} stride {weights.stride} group {weights.group}, "
-            f"expected {expected} stride {conv.stride[0]} group {conv.groups}: not Magenta's network"
+            f"{file}: {scope} is {weight.shape} stride {weights.stride} group {weights.group}, "
+            f"expected {expected} stride {layer.stride[0]} group {layer.groups}: not Magenta's network"
         )
     with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(weights.weight))
-        conv.bias.copy_(torch.from_numpy(weights.bias))
-
-
-def _load_linear(linear: nn.Linear, weights: ConvWeights, scope: str, file: str) -> None:
-    """A 1×1 convolution of the style vector is a fully connected layer."""
-    if weights.weight.shape != (*linear.weight.shape, 1, 1):
-        raise ArtifactError(
-            f"{file}: {scope} is {weights.weight.shape}, expected {(*linear.weight.shape, 1, 1)}"
-        )
-    with torch.no_grad():
-        linear.weight.copy_(torch.from_numpy(weights.weight[:, :, 0, 0]))
-        linear.bias.copy_(torch.from_numpy(weights.bias))
+        layer.weight.copy_(torch.from_numpy(weight))
+        layer.bias.copy_(torch.from_numpy(weights.bias))
 
 
 # --- the style predictor -------------------------------------------------------------------------
@@ -199,15 +193,14 @@ class StylePredictor(nn.Module):
         h = self.head(self.blocks(self.stem(rgb)))
         return self.bottleneck(h.mean((2, 3), keepdim=True)).flatten(1)
 
-    def load_graph(self, convs: dict[str, ConvWeights], file: str) -> StylePredictor:
-        """Copy the weights of ``arbitrary_predict.onnx`` (TF scopes ``MobilenetV2/…``) into the port."""
-        layers = {"MobilenetV2/Conv": self.stem[0], "MobilenetV2/Conv_1": self.head[0]}
+    def layers(self) -> dict[str, nn.Module]:
+        """TF scope of ``arbitrary_predict.onnx`` (``MobilenetV2/…``) → torch layer."""
+        layers: dict[str, nn.Module] = {"MobilenetV2/Conv": self.stem[0], "MobilenetV2/Conv_1": self.head[0]}
         for i, block in enumerate(self.blocks):
             prefix = "MobilenetV2/expanded_conv" + (f"_{i}" if i else "")
             layers.update({f"{prefix}/{part}": conv for part, conv in block.convs().items()})
         layers["mobilenet_conv/Conv"] = self.bottleneck
-        _load_layers(layers, convs, file)
-        return self
+        return layers
 
 
 # --- the transformer -----------------------------------------------------------------------------
@@ -304,14 +297,14 @@ class Transformer(nn.Module):
             named[f"style_params/transformer/{scope}/StyleNorm/Conv"] = layer.norm.beta
         return named
 
-    def load_graph(self, convs: dict[str, ConvWeights], file: str) -> Transformer:
-        """Copy the weights of ``arbitrary_transform.onnx`` into the port."""
-        _load_layers(self.layers(), convs, file)
-        return self
+
+Network = TypeVar("Network", StylePredictor, Transformer)
 
 
-def _load_layers(layers: dict[str, nn.Module], convs: dict[str, ConvWeights], file: str) -> None:
-    """Every convolution of the file has a place in the port, and every layer of the port a weight."""
+def load_network(net: Network, path: Path) -> Network:
+    """``net`` frozen, with the weights of the ONNX file at ``path``: every convolution of the file has
+    a place in the port, and every layer of the port a weight."""
+    file, convs, layers = Path(path).name, read_convs(path), net.layers()
     extra, missing = set(convs) - set(layers), set(layers) - set(convs)
     if extra or missing:
         raise ArtifactError(
@@ -319,16 +312,8 @@ def _load_layers(layers: dict[str, nn.Module], convs: dict[str, ConvWeights], fi
             f"(unexpected: {', '.join(sorted(extra)[:3]) or 'none'}; missing: {', '.join(sorted(missing)[:3]) or 'none'})"
         )
     for scope, layer in layers.items():
-        loader = _load_linear if isinstance(layer, nn.Linear) else _load_conv
-        loader(layer, convs[scope], scope, file)
-
-
-def load_predictor(path: Path) -> StylePredictor:
-    return StylePredictor().load_graph(read_convs(path), Path(path).name).eval().requires_grad_(False)
-
-
-def load_transformer(path: Path) -> Transformer:
-    return Transformer().load_graph(read_convs(path), Path(path).name).eval().requires_grad_(False)
+        _load_layer(layer, convs[scope], scope, file)
+    return net.eval().requires_grad_(False)
 
 
 # --- using them ----------------------------------------------------------------------------------

@@ -177,13 +177,6 @@ class VGGFeatures(nn.Module):
         return module(x)
 
 
-def _feature_state(state: dict[str, torch.Tensor], fmt: str) -> dict[str, torch.Tensor]:
-    """The part of a file's state dict that belongs to ``layers`` (classifier keys dropped)."""
-    if fmt == "adain":
-        return {k: v for k, v in state.items() if k.split(".")[0].isdigit()}
-    return {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-
-
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """``torch.load`` a weights file safely (tensors only), with a clear error when it is not one."""
     try:
@@ -209,18 +202,17 @@ def load_vgg(arch: str, fmt: str, path: Path | None) -> VGGFeatures:
             init_scale_preserving(net.layers)
             return net
     net = VGGFeatures(arch, fmt, VGGSource(arch, fmt, str(path)))
-    raw = read_state_dict(path)
-    state = _feature_state(raw, fmt)
-    _check_state(path.name, net, raw, state)
-    # Files may hold layers beyond the deepest we build (AdaIN's relu5_4): ignore extras.
-    net.layers.load_state_dict({k: state[k] for k in net.layers.state_dict()})
+    net.layers.load_state_dict(_layer_state(path.name, net, read_state_dict(path)))
     return net
 
 
-def _check_state(name: str, net: VGGFeatures, raw: dict[str, Any], state: dict[str, Any]) -> None:
-    """Raise :class:`ArtifactError` naming the first missing or mis-shaped key as the file spells it."""
+def _layer_state(name: str, net: VGGFeatures, raw: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a file's state dict that ``net.layers`` loads, keyed as it names them: files
+    may hold a classifier or layers beyond the deepest we build (AdaIN's relu5_4), which are ignored.
+    Raises :class:`ArtifactError` naming the first missing or mis-shaped key as the file spells it."""
     arch, fmt, expected = net.arch, net.fmt, net.layers.state_dict()
     prefix = "" if fmt == "adain" else "features."
+    state = {k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(state), key=lambda key: (int(key.split(".")[0]), key))
     if missing:
         shown = ", ".join(prefix + k for k in missing[:4])
@@ -235,6 +227,7 @@ def _check_state(name: str, net: VGGFeatures, raw: dict[str, Any], state: dict[s
             raise ArtifactError(
                 f"{name}: {prefix}{key} has shape {shape}, {arch} needs {tuple(tensor.shape)}"
             )
+    return {k: state[k] for k in expected}
 
 
 def init_scale_preserving(module: nn.Module) -> nn.Module:

@@ -60,32 +60,26 @@ class HTTPRangeFile(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def tell(self) -> int:
-        return self._pos
-
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.length}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        want = min(len(buffer), self.length - self._pos)
-        if want <= 0:
+        first, last = self._pos, min(self._pos + len(buffer), self.length) - 1
+        if last < first:
             return 0
-        data = self._get(self._pos, self._pos + want - 1)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def _get(self, first: int, last: int) -> bytes:
         request = urllib.request.Request(self.url, headers={"Range": f"bytes={first}-{last}"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 if response.status != 206:
                     raise ArtifactError(f"{self.url} answered {response.status} to a range request")
-                return response.read()
+                data = response.read()
         except OSError as exc:
             raise ArtifactError(f"reading {self.url} bytes {first}-{last} failed ({exc})") from exc
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def open_archive(location: str) -> BinaryIO:

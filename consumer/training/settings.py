@@ -76,6 +76,3 @@ class TrainSettings(BaseModel):
     @property
     def checkpoint_path(self) -> Path:
         return self.checkpoint or Path(self.out).with_suffix(".ckpt")
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")

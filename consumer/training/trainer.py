@@ -133,7 +133,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "losses": self.last_losses,
-            "settings": self.settings.to_dict(),
+            "settings": self.settings.model_dump(mode="json"),
         }
         tmp = path.with_name(f".{path.name}.part")
         torch.save(state, tmp)
@@ -179,9 +179,8 @@ class Trainer:
             "content_images": len(self.content),
             "style_images": len(self.style),
             "random_encoder": self.settings.random_encoder,
-            "settings": self.settings.to_dict(),
+            "settings": self.settings.model_dump(mode="json"),
         }
-        net = AdaINNet(self.encoder, self.decoder)
-        checksum = save_artifact(self.settings.out, net, training=training)
+        checksum = save_artifact(self.settings.out, AdaINNet(self.encoder, self.decoder), training=training)
         log.info("wrote %s (sha256 of tensors %s…)", self.settings.out, checksum[:12])
         return Path(self.settings.out)
