@@ -85,7 +85,6 @@ def record_digest(path: Path, digest: str) -> None:
 
 
 def recorded_digest(path: Path) -> str | None:
-    """The digest :func:`record_digest` wrote for ``path``, if any."""
     try:
         text = sidecar(path).read_text().split()
     except OSError:
@@ -121,9 +120,8 @@ def resolve(uri: str, *, cache_dir: Path, s3: Any | None = None, how_to_get: str
     """
     if not uri:
         raise ArtifactError(f"no weights configured. {how_to_get}".strip())
-    parsed = urlparse(uri)
     path = local_path(uri, cache_dir)
-    if parsed.scheme in REMOTE_SCHEMES:
+    if urlparse(uri).scheme in REMOTE_SCHEMES:
         return download(uri.split("#")[0], path, sha256=expected_digest(uri), s3=s3, how=how_to_get)
     if not path.is_file():
         raise ArtifactError(_missing_message(path.name, str(path.resolve().parent), how_to_get))
@@ -146,22 +144,20 @@ def download(
     Nothing unchecked is ever left under the real name: bytes go to :func:`part_path`, which a
     failed transfer keeps (the next call resumes it) and a failed check deletes.
     """
-    if target.is_file():
-        check(target, sha256=sha256, size=size, source=str(target))
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.parent):
-        if target.is_file():  # another process finished it while this one waited
-            check(target, sha256=sha256, size=size, source=str(target))
-            return target
-        part = part_path(target)
-        try:
-            _fill(url, part, target.name, size, s3, progress, how)
-            check(part, sha256=sha256, size=size, source=url)
-        except ChecksumMismatch:
-            part.unlink(missing_ok=True)
-            raise
-        part.replace(target)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(target.parent):
+            if not target.is_file():  # else another process finished it while this one waited
+                part = part_path(target)
+                try:
+                    _fill(url, part, target.name, size, s3, progress, how)
+                    check(part, sha256=sha256, size=size, source=url)
+                except ChecksumMismatch:
+                    part.unlink(missing_ok=True)
+                    raise
+                part.replace(target)
+                return target
+    check(target, sha256=sha256, size=size, source=str(target))
     return target
 
 
@@ -254,7 +250,12 @@ class _HttpDownload:
             return self.range_not_satisfiable(exc)
         with response:
             offset, total = _resume_point(response, have)
-            self.check_announced(total)
+            # Another size than the expected one is another file: refused before its body, not after 500 MB.
+            if self.size is not None and total is not None and total != self.size:
+                raise ChecksumMismatch(
+                    f"size mismatch for {self.name} from {self.url}: expected {self.size} bytes, "
+                    f"the server has {total}"
+                )
             with open(self.part, "ab" if offset else "wb") as out:
                 done = offset
                 for block in iter(lambda: response.read(_CHUNK), b""):
@@ -263,15 +264,6 @@ class _HttpDownload:
                     if self.progress:
                         self.progress(done, total)
         return total is None or done >= total
-
-    def check_announced(self, total: int | None) -> None:
-        """A server announcing another size than the expected one serves another file: refuse it
-        before its body (not after downloading 500 MB of it)."""
-        if self.size is not None and total is not None and total != self.size:
-            raise ChecksumMismatch(
-                f"size mismatch for {self.name} from {self.url}: expected {self.size} bytes, "
-                f"the server has {total}"
-            )
 
     def range_not_satisfiable(self, exc: urllib.error.HTTPError) -> bool:
         """``part`` holds the whole file already (a crash came before the rename), or more: start over."""
@@ -295,7 +287,4 @@ def _resume_point(response: Any, have: int) -> tuple[int, int | None]:
 
 
 def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+    return path.stat().st_size if path.exists() else 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from contextlib import closing, nullcontext
+from contextlib import closing
 from typing import Any, Literal
 
 import pydantic
@@ -146,16 +146,14 @@ def make_admin(
     )
 
 
-def ensure_topics(
-    cfg: KafkaConfig, modes: Iterable[str], *, admin: KafkaAdminClient | None = None
-) -> list[str]:
+def ensure_topics(cfg: KafkaConfig, modes: Iterable[str]) -> list[str]:
     """Create the job topic of each mode and the dead-letter topic unless they exist (idempotent).
 
     New topics get ``cfg.partitions`` partitions; existing ones are left as they are (a logged
     warning says when they have fewer). Returns the topic names.
     """
     wanted = [topic_for(cfg, mode) for mode in modes] + [cfg.dead_letter_topic]
-    with closing(make_admin(cfg)) if admin is None else nullcontext(admin) as admin:
+    with closing(make_admin(cfg)) as admin:
         existing = set(admin.list_topics())  # one listing, not one per wanted topic
         missing = [t for t in wanted if t not in existing]
         if missing:
@@ -177,15 +175,7 @@ def ensure_topics(
     return wanted
 
 
-def partition_counts(cfg: KafkaConfig, topics: Iterable[str]) -> dict[str, int]:
-    """How many partitions each named topic has (0 when it does not exist)."""
-    with closing(make_admin(cfg)) as admin:
-        described = {t["name"]: len(t.get("partitions") or ()) for t in admin.describe_topics(list(topics))}
-    return {t: described.get(t, 0) for t in topics}
-
-
 def _send(producer: KafkaProducer, topic: str, key: str, value: bytes) -> Any:
-    """Send and wait for the broker's acknowledgement; any failure becomes ServiceUnavailable."""
     try:
         return producer.send(topic, key=key.encode(), value=value).get(timeout=PUBLISH_TIMEOUT_S)
     except KafkaError as exc:

@@ -30,8 +30,6 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real time."""
-
     now = staticmethod(time.time)
     monotonic = staticmethod(time.monotonic)
     sleep = staticmethod(time.sleep)

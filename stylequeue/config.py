@@ -85,15 +85,13 @@ def variable(cls: type[Section], name: str) -> str:
 
 
 def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
-    """Build config section ``cls`` from ``environ`` (default: ``os.environ``)."""
     values = _MappingSource(cls, os.environ if environ is None else environ)()
     try:
         return cls(**values)
     except pydantic.ValidationError as exc:
         error = translate(exc, cls)  # the parameters' messages ("must be an integer, got 'six'")
-        field = cls.model_fields[error.field]
         if exc.errors()[0]["type"] == "missing":
-            error.message = f"required variable is not set ({field.description})"
+            error.message = f"required variable is not set ({cls.model_fields[error.field].description})"
         raise ConfigError(error.message, field=variable(cls, error.field)) from None
 
 

@@ -18,9 +18,6 @@ class StylequeueError(Exception):
         self.message = message
         self.field = field
 
-    def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "field": self.field}
-
 
 class ValidationError(StylequeueError):
     """A parameter or upload is not acceptable; ``field`` names it."""

@@ -19,6 +19,7 @@ workers each balance their own sends on the same readings.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -133,13 +134,8 @@ def kafka_lag_source(cfg: Any) -> LagSource:
     """
     from stylequeue.lag import KafkaLagReader, lag_reader
 
-    readers: dict[str, KafkaLagReader] = {}
+    @functools.cache
+    def reader(topic: str) -> KafkaLagReader:
+        return lag_reader(cfg, [topic[len(cfg.topic_prefix) :]], client_id="stylequeue-placement")
 
-    def read(topic: str) -> dict[int, int]:
-        if topic not in readers:
-            readers[topic] = lag_reader(
-                cfg, [topic[len(cfg.topic_prefix) :]], client_id="stylequeue-placement"
-            )
-        return {item.partition: item.lag for item in readers[topic].read()}
-
-    return read
+    return lambda topic: {item.partition: item.lag for item in reader(topic).read()}

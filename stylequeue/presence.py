@@ -25,8 +25,6 @@ HASH_TTL_S = 86400
 
 
 class Presence:
-    """Consumers' engine reports on ``redis``, under ``prefix``."""
-
     def __init__(self, redis: Any, *, prefix: str = DEFAULT_PREFIX, clock: Clock = SYSTEM) -> None:
         self.redis = redis
         self.prefix = prefix

@@ -116,17 +116,12 @@ def plan(job: Job | None, published: Published | None, broker: Broker | None, *,
 # --- the outbox, written by every publisher ---------------------------------------------------
 
 
-def record_publication(redis: Any, prefix: str, job_id: str, metadata: Any, *, clock: Clock = SYSTEM) -> None:
-    """Note where ``job_id``'s message went (``metadata``: kafka-python's RecordMetadata)."""
-    entry = Published(metadata.topic, metadata.partition, metadata.offset, clock.now())
-    redis.hset(f"{prefix}{OUTBOX_KEY}", job_id, entry.to_json())
-
-
 def publish(store: Any, producer: Any, cfg: KafkaConfig, job: Job) -> Any:
     """Publish ``job`` and note it in the outbox; the RecordMetadata. The one way to publish a job."""
     metadata = bus.publish(producer, cfg, job)
+    entry = Published(metadata.topic, metadata.partition, metadata.offset, store.clock.now())
     try:
-        record_publication(store.redis, store.prefix, job.id, metadata, clock=store.clock)
+        store.redis.hset(f"{store.prefix}{OUTBOX_KEY}", job.id, entry.to_json())
     except Exception as exc:  # the message is out; without the note the reconciler republishes once
         log.warning("job %s: published but not noted in the outbox (%s)", job.id, exc)
     return metadata
@@ -307,7 +302,6 @@ class BrokerView:
         return Broker(True, end, committed, holds)
 
     def _holds(self, published: Published, job_id: str) -> bool:
-        """Whether the record at the published offset is keyed by ``job_id``."""
         from kafka import KafkaConsumer, TopicPartition
 
         if self._reader is None:

@@ -41,6 +41,7 @@ from stylequeue.job import Job, JobError, Progress, Resumed, Status, epoch_s, no
 DEFAULT_PREFIX = "stylequeue:"
 
 Extra = Callable[[Any, Any], None]
+Change = Callable[[Job], Job]
 
 LEASED = "leased"  # a running attempt elsewhere still shows signs of life
 BACKOFF = "backoff"  # a failed attempt's retry is not due yet
@@ -93,13 +94,6 @@ def plan_carry(checkpoint: Resumed | None, points: Sequence[int], snapshots: Ite
     )
 
 
-def make_redis(cfg: RedisConfig) -> redis_lib.Redis:
-    """A Redis client for ``cfg.url`` (bytes in and out: snapshots are binary)."""
-    return redis_lib.Redis.from_url(
-        cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-    )
-
-
 class StatusStore:
     """Job records and everything a client polls while a job runs."""
 
@@ -114,7 +108,11 @@ class StatusStore:
 
     @classmethod
     def from_config(cls, cfg: RedisConfig) -> StatusStore:
-        return cls(make_redis(cfg), cfg)
+        """A store on a client for ``cfg.url`` (bytes in and out: snapshots are binary)."""
+        redis = redis_lib.Redis.from_url(
+            cfg.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        )
+        return cls(redis, cfg)
 
     def key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
@@ -125,7 +123,6 @@ class StatusStore:
     # -- records ---------------------------------------------------------------------------
 
     def create(self, job: Job) -> None:
-        """Store a new record; Conflict if the id exists already."""
         if not self.redis.set(self.key("job", job.id), job.to_json(), ex=self.cfg.job_ttl_s, nx=True):
             raise Conflict(f"job {job.id} exists already", field="id")
         if job.status is Status.QUEUED:
@@ -140,9 +137,9 @@ class StatusStore:
         self.redis.delete(*(self.key(kind, job.id) for kind in names))
         self.redis.zrem(self.key("queue", job.mode), job.id)
 
-    def _fenced_update(self, job_id: str, attempt: int, change: Callable[[Job], Job], extra: Extra) -> bool:
-        """Compare-and-set ``change`` on the record if it is RUNNING with ``attempt``, ``extra``'s
-        commands in the same MULTI (see :meth:`_transaction`); False if fenced off."""
+    def _fenced_update(self, job_id: str, attempt: int, change: Change | None, extra: Extra) -> bool:
+        """Compare-and-set ``change`` on the record if it is RUNNING with ``attempt`` (None: it stays as
+        it is), ``extra``'s commands in the same MULTI (see :meth:`_transaction`); False if fenced off."""
         key = self.key("job", job_id)
 
         def decide(pipe: Any) -> tuple[Extra, Job] | None:
@@ -151,10 +148,11 @@ class StatusStore:
                 return None
 
             def write(queued: Any, new: Job) -> None:
-                queued.set(key, new.to_json(), ex=self.cfg.job_ttl_s)
+                if change is not None:
+                    queued.set(key, new.to_json(), ex=self.cfg.job_ttl_s)
                 extra(queued, new)
 
-            return write, change(job)
+            return write, change(job) if change is not None else job
 
         return self._transaction([key], decide) is not None
 
@@ -188,15 +186,14 @@ class StatusStore:
     # -- worker transitions ------------------------------------------------------------------
 
     def claim(self, job_id: str) -> Job | Deferred | None:
-        """Start a (new) attempt: a non-terminal record becomes RUNNING with ``attempt + 1``.
+        """Start a (new) attempt: a non-terminal record becomes RUNNING with ``attempt + 1``, its
+        history kept up to the latest checkpoint (:class:`Carry`; ``resumed_from`` says where).
 
-        Returns the claimed job (its attempt is the fencing token for every later write; it
-        holds the lease from now on), None when the job is terminal (cancelled while queued,
-        or already finished), or :class:`Deferred` when it may not be taken yet: a RUNNING
-        attempt elsewhere still holds a fresh lease (a rebalance moved the message, not the
-        work), or a failed attempt's retry waits for its backoff. Progress, losses and
-        snapshots are kept up to the latest checkpoint and the rest dropped (:class:`Carry`);
-        the record's ``resumed_from`` says where the new attempt starts.
+        Returns the claimed job (its attempt is the fencing token for every later write; it holds the
+        lease from now on), None when the job is terminal (cancelled while queued, or already finished),
+        or :class:`Deferred` when it may not be taken yet: a RUNNING attempt elsewhere still holds a
+        fresh lease (a rebalance moved the message, not the work), or a failed attempt's retry waits
+        for its backoff.
         """
         key, lease = self.key("job", job_id), self.key("lease", job_id)
 
@@ -270,15 +267,10 @@ class StatusStore:
 
     def touch(self, job_id: str, attempt: int) -> bool:
         """Renew the lease of the running ``attempt`` (a sign of life); False if fenced off."""
-        key, lease = self.key("job", job_id), self.key("lease", job_id)
-
-        def decide(pipe: Any) -> tuple[Extra, bool] | None:
-            job = self._read(pipe, job_id)
-            if job.status is not Status.RUNNING or job.attempt != attempt:
-                return None
-            return (lambda queued, _: queued.set(lease, str(attempt), px=self._lease_ms)), True
-
-        return bool(self._transaction([key], decide))
+        lease = self.key("lease", job_id)
+        return self._fenced_update(
+            job_id, attempt, None, lambda pipe, _: pipe.set(lease, str(attempt), px=self._lease_ms)
+        )
 
     def release(self, job_id: str, attempt: int) -> bool:
         """Hand a running job back (graceful shutdown): RUNNING → QUEUED if ``attempt`` matches.
@@ -294,7 +286,7 @@ class StatusStore:
         change = lambda job: job.evolve(status=Status.QUEUED, retry_at=retry_at)  # noqa: E731
         return self._back_to_queue(job_id, attempt, change)
 
-    def _back_to_queue(self, job_id: str, attempt: int, change: Callable[[Job], Job]) -> bool:
+    def _back_to_queue(self, job_id: str, attempt: int, change: Change) -> bool:
         def extra(pipe: Any, job: Job) -> None:
             pipe.zadd(self.key("queue", job.mode), {job.id: self.clock.now()})
             pipe.delete(self.key("lease", job.id))
@@ -470,5 +462,4 @@ class StatusStore:
         return None if rank is None else int(rank)
 
     def queued_count(self, mode: str) -> int:
-        """How many jobs of ``mode`` are queued (the queue-depth metric)."""
         return int(self.redis.zcard(self.key("queue", mode)))

@@ -64,7 +64,6 @@ class Storage:
 
     @classmethod
     def from_config(cls, cfg: S3Config) -> Storage:
-        """Build the clients (internal and public endpoint) for ``cfg``."""
         presign = make_s3_client(cfg, public=True) if cfg.public_endpoint else None
         return cls(make_s3_client(cfg), cfg.bucket, presign_client=presign)
 
@@ -126,12 +125,7 @@ class Storage:
                 return False
             raise
 
-    def delete(self, key: str) -> None:
-        """Remove ``key`` (no error when it is already gone: S3 semantics)."""
-        self.client.delete_object(Bucket=self.bucket, Key=key)
-
     def delete_prefix(self, prefix: str) -> int:
-        """Remove every object under ``prefix``; return how many."""
         keys = self.keys(prefix)
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             batch = [{"Key": k} for k in keys[start : start + 1000]]

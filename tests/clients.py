@@ -47,9 +47,9 @@ def s3_storage(configs: Configs) -> storage.Storage:
 
 @pytest.fixture
 def status_store(configs: Configs) -> Iterator[status.StatusStore]:
-    client = status.make_redis(configs.redis)
-    yield status.StatusStore(client, configs.redis)
-    client.close()
+    store = status.StatusStore.from_config(configs.redis)
+    yield store
+    store.redis.close()
 
 
 @pytest.fixture
@@ -87,6 +87,13 @@ def end_offsets(cfg: config.KafkaConfig, topic: str) -> dict[int, int]:
         partitions = consumer.partitions_for_topic(topic) or set()
         offsets = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
     return {tp.partition: offset for tp, offset in offsets.items()}
+
+
+def partition_counts(cfg: config.KafkaConfig, topics: list[str]) -> dict[str, int]:
+    """How many partitions each named topic has (0 when it does not exist)."""
+    with closing(bus.make_admin(cfg)) as admin:
+        described = {t["name"]: len(t.get("partitions") or ()) for t in admin.describe_topics(list(topics))}
+    return {t: described.get(t, 0) for t in topics}
 
 
 def published(cfg: config.KafkaConfig) -> int:

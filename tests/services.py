@@ -18,9 +18,9 @@ from collections.abc import Iterator
 
 import containers
 import pytest
+from imagefiles import tiny_png  # noqa: F401  (the tests import it from here)
 
 from launcher import localstack
-from launcher.localstack import tiny_png  # noqa: F401  (the tests import it from here)
 from stylequeue.presence import Presence
 
 
@@ -137,7 +137,7 @@ class Clients:
         self.storage = storage.Storage(storage.make_s3_client(s3_cfg), s3_cfg.bucket)
         self.storage.ensure_bucket()
         redis_cfg = config.load(config.RedisConfig, env)
-        self.redis = status.make_redis(redis_cfg)
+        self.redis = status.StatusStore.from_config(redis_cfg).redis
         self.store = status.StatusStore(self.redis, redis_cfg, clock=clock or SYSTEM)
         bus.ensure_topics(self.kafka, ["gatys", "blend"])
         self.producer = bus.make_producer(self.kafka)

@@ -302,7 +302,7 @@ def dying_redis(service_env, s3_storage, producer):
 
     server = localstack.start_redis()
     cfg = config.load(config.RedisConfig, {**service_env, "STYLEQUEUE_REDIS_URL": server.url})
-    redis = status.make_redis(cfg)
+    redis = status.StatusStore.from_config(cfg).redis
     try:
         yield (
             create_app(service_env, clients=Clients(s3_storage, status.StatusStore(redis, cfg), producer)),

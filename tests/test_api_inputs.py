@@ -86,7 +86,9 @@ def test_unknown_job_is_404_naming_the_job(client):
 
 def test_an_input_lost_from_storage_is_404_not_500(client, s3_storage, status_store):
     job = submit(client, styles=1)
-    s3_storage.delete(status_store.get(job["id"]).inputs.styles[0])
+    s3_storage.client.delete_object(
+        Bucket=s3_storage.bucket, Key=status_store.get(job["id"]).inputs.styles[0]
+    )
     response = client.get(job["links"]["styles"][0])
     assert response.status_code == 404
     assert (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from clients import FAST_GROUP, configs, end_offsets, producer, topics  # noqa: F401
+from clients import FAST_GROUP, configs, end_offsets, partition_counts, producer, topics  # noqa: F401
 from services import poll_records
 
 from consumer.engines.registry import modes
@@ -57,7 +57,7 @@ def test_the_producer_cannot_write_another_version():
 @integration
 def test_topics_are_created_with_the_configured_partitions(configs, topics):
     assert topics == [bus.topic_for(configs.kafka, m) for m in modes()] + [configs.kafka.dead_letter_topic]
-    assert bus.partition_counts(configs.kafka, topics) == {t: configs.kafka.partitions for t in topics}
+    assert partition_counts(configs.kafka, topics) == {t: configs.kafka.partitions for t in topics}
     assert bus.ensure_topics(configs.kafka, modes()) == topics  # idempotent
 
 

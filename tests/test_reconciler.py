@@ -6,7 +6,15 @@ import dataclasses
 import time
 
 import pytest
-from clients import configs, producer, s3_storage, status_store, topic_records, topics  # noqa: F401
+from clients import (  # noqa: F401
+    configs,
+    partition_counts,
+    producer,
+    s3_storage,
+    status_store,
+    topic_records,
+    topics,
+)
 from services import wait_for
 
 from consumer.engines.registry import modes
@@ -94,9 +102,8 @@ def test_a_message_the_broker_lost_is_published_again_and_a_pending_one_is_left(
     reconciler.publish(status_store, producer, configs.kafka, pending)
     gone = stored(status_store)
     topic = bus.topic_for(configs.kafka, "blend")
-    reconciler.record_publication(status_store.redis, status_store.prefix, gone.id,
-                                  type("Meta", (), {"topic": topic, "partition": 0, "offset": 999})())  # fmt: skip
     outbox = f"{status_store.prefix}outbox"
+    status_store.redis.hset(outbox, gone.id, Published(topic, 0, 999, time.time()).to_json())
     for job_id in (pending.id, gone.id):  # both were published a while ago
         entry = Published.from_json(status_store.redis.hget(outbox, job_id))
         status_store.redis.hset(outbox, job_id, dataclasses.replace(entry, at=time.time() - 60).to_json())
@@ -146,9 +153,7 @@ def test_topics_are_created_again(configs, status_store, s3_storage, producer):
         admin.close()
     make(configs, status_store, s3_storage, producer).run_once()
     assert (
-        bus.partition_counts(configs.kafka, [configs.kafka.dead_letter_topic])[
-            configs.kafka.dead_letter_topic
-        ]
+        partition_counts(configs.kafka, [configs.kafka.dead_letter_topic])[configs.kafka.dead_letter_topic]
         > 0
     )
 

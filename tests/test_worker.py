@@ -108,7 +108,7 @@ def test_poison_job_is_dead_lettered_and_the_worker_goes_on(clients, consumers):
     worker = consumers("blend")
     wait_consumers(clients, "blend", 1)
     poison = clients.submit("blend", {"image_size": 32}, seed=1, publish=False)
-    clients.storage.delete(poison.inputs.content)
+    clients.storage.client.delete_object(Bucket=clients.storage.bucket, Key=poison.inputs.content)
     clients.publish(poison)
     failed = wait_for(lambda: terminal(clients, poison.id), 60, message="the poison job")
     assert failed.status is Status.FAILED
