@@ -34,8 +34,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # imagefiles: the tests' input images
 
 import requests  # noqa: E402
+from imagefiles import tiny_png  # noqa: E402
 
 from launcher import localstack  # noqa: E402
 from stylequeue import config, storage  # noqa: E402
@@ -64,8 +66,8 @@ class Run:
 
     def submit(self, seed: int, mode: str) -> None:
         files = {
-            "content": ("c.png", localstack.tiny_png(seed, 40)),
-            "style": ("s.png", localstack.tiny_png(seed + 1, 40)),
+            "content": ("c.png", tiny_png(seed, 40)),
+            "style": ("s.png", tiny_png(seed + 1, 40)),
         }
         try:
             response = requests.post(f"{self.url}/api/v1/jobs", data={"mode": mode, **PARAMS[mode]},

@@ -48,9 +48,11 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # imagefiles: the tests' input images
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scale_stats as stats  # noqa: E402
+from imagefiles import tiny_png  # noqa: E402
 
 from launcher import localstack  # noqa: E402
 from stylequeue import bus, config  # noqa: E402
@@ -138,8 +140,8 @@ class Feeder(threading.Thread):
         self.url = f"{api_url}/api/v1/jobs"
         self.store, self.params, self.target = store, params, target
         self.files = {
-            "content": ("c.png", localstack.tiny_png(seed)),
-            "style": ("s.png", localstack.tiny_png(seed + 1)),
+            "content": ("c.png", tiny_png(seed)),
+            "style": ("s.png", tiny_png(seed + 1)),
         }
         self.submitted: list[str] = []
         self.running = 0

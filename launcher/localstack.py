@@ -127,23 +127,6 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return False
 
 
-def wait_until(ready, service: Service, timeout: float) -> None:
-    """Poll ``ready()`` until true; fail with the service's output if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not service.alive():
-            raise ServiceError(
-                f"{service.name} exited with {service.process.returncode}:\n{service.log_tail()}"
-            )
-        if ready():
-            return
-        time.sleep(0.05)
-    service.stop()
-    raise ServiceError(
-        f"{service.name} did not come up on port {service.port} in {timeout:.0f} s:\n{service.log_tail()}"
-    )
-
-
 def popen(argv: list[str], logfile: IO[bytes] | None, **options: Any) -> subprocess.Popen:
     """``argv`` writing to ``logfile`` (None: this terminal), in its own session: Ctrl-C in the
     terminal reaches only `stylequeue dev`, which stops the children in order instead of all at once."""
@@ -153,11 +136,24 @@ def popen(argv: list[str], logfile: IO[bytes] | None, **options: Any) -> subproc
     )
 
 
-def spawn(name: str, argv: list[str], port: int, url: str) -> Service:
-    """Start ``argv`` with its output in a temporary log file."""
+def spawn(
+    name: str, argv: list[str], port: int, url: str, ready: Callable[[], bool], timeout: float, **fields: Any
+) -> Service:
+    """Start ``argv`` with its output in a temporary log file and poll ``ready()`` until true; fail
+    with the service's output if it dies or times out."""
     logfile = tempfile.NamedTemporaryFile(prefix=f"stylequeue-{name}-", suffix=".log", delete=False)
     log.debug("starting %s: %s", name, " ".join(argv))
-    return Service(name=name, url=url, port=port, process=popen(argv, logfile), logfile=logfile)
+    service = Service(name=name, url=url, port=port, process=popen(argv, logfile), logfile=logfile, **fields)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.alive():
+            raise ServiceError(f"{name} exited with {service.process.returncode}:\n{service.log_tail()}")
+        if ready():
+            return service
+        time.sleep(0.05)
+    tail = service.log_tail()  # before stop(), which closes the log file
+    service.stop()
+    raise ServiceError(f"{name} did not come up on port {port} in {timeout:.0f} s:\n{tail}")
 
 
 # --- Kafka-protocol broker (Tansu) --------------------------------------------------------
@@ -181,10 +177,9 @@ def start_broker(port: int = 0, timeout: float = 20.0) -> Service:
     port = port or free_port()
     listener = f"tcp://{LOOPBACK}:{port}"
     argv = [str(tansu_binary()), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    service = spawn("kafka", argv, port, f"{LOOPBACK}:{port}")
-    service.starter = start_broker
-    wait_until(lambda: port_open(port), service, timeout)
-    return service
+    return spawn(
+        "kafka", argv, port, f"{LOOPBACK}:{port}", lambda: port_open(port), timeout, starter=start_broker
+    )
 
 
 # --- Redis --------------------------------------------------------------------------------
@@ -219,11 +214,10 @@ def start_redis(port: int = 0, timeout: float = 20.0, *, state_dir: Path | None 
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(state_dir)]
     argv = [str(redis_binary()), "--port", str(port), "--bind", LOOPBACK, "--save", "", *persistence]
-    service = spawn("redis", argv, port, f"redis://{LOOPBACK}:{port}/0")
-    service.workdir = workdir
-    service.starter = lambda p: start_redis(p, timeout, state_dir=state_dir)
+    url = f"redis://{LOOPBACK}:{port}/0"
     # Loading a large AOF takes a moment; "-LOADING" is not a PONG, so this waits it out.
-    wait_until(lambda: _redis_pong(port), service, timeout)
+    service = spawn("redis", argv, port, url, lambda: _redis_pong(port), timeout, workdir=workdir)
+    service.starter = lambda p: start_redis(p, timeout, state_dir=state_dir)
     return service
 
 
@@ -243,10 +237,8 @@ def start_s3(port: int = 0, timeout: float = 30.0) -> Service:
     """moto's S3 REST server in a child process; ``url`` is its endpoint URL."""
     port = port or free_port()
     argv = [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    service = spawn("s3", argv, port, f"http://{LOOPBACK}:{port}")
-    service.starter = start_s3
-    wait_until(lambda: _http_ok(f"{service.url}/moto-api/"), service, timeout)
-    return service
+    url = f"http://{LOOPBACK}:{port}"
+    return spawn("s3", argv, port, url, lambda: _http_ok(f"{url}/moto-api/"), timeout, starter=start_s3)
 
 
 def _http_ok(url: str) -> bool:
@@ -307,22 +299,6 @@ def service_env(kafka_bootstrap: str, redis_url: str, s3_endpoint: str) -> dict[
         # A killed consumer's running job is taken over once Kafka moved it and its lease ran out.
         "STYLEQUEUE_JOB_LEASE_S": "8",
     }
-
-
-def tiny_png(seed: int, size: int = 32) -> bytes:
-    """A small random-looking RGB PNG, the same for the same seed: the inputs of the tests' and the
-    benchmarks' jobs (the API normalises and stores it like any upload)."""
-    import io
-    import random
-
-    from PIL import Image
-
-    rng = random.Random(seed)
-    image = Image.new("RGB", (size, size))
-    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 # --- the whole application ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 
@@ -32,6 +33,15 @@ def noise_png(side: int, seed: int = 0) -> bytes:
     """An incompressible RGB PNG of about 3 * side**2 bytes."""
     pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
     return encode(Image.fromarray(pixels), "PNG", compress_level=0)
+
+
+def tiny_png(seed: int, size: int = 32) -> bytes:
+    """A small random-looking RGB PNG, the same for the same seed: the inputs of the tests' and the
+    benchmarks' jobs (the API normalises and stores it like any upload)."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", (size, size))
+    image.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(size * size)])
+    return encode(image, "PNG")
 
 
 def left_right(size=(20, 10)) -> Image.Image:

@@ -60,9 +60,18 @@ def test_service_stops_and_frees_its_port():
 def test_a_service_that_dies_at_start_reports_its_output(tmp_path):
     script = tmp_path / "boom.sh"
     script.write_text("echo the reason it failed; exit 3\n")
-    service = localstack.spawn("boom", ["bash", str(script)], localstack.free_port(), "x")
     with pytest.raises(localstack.ServiceError, match="the reason it failed"):
-        localstack.wait_until(lambda: False, service, timeout=10)
+        localstack.spawn(
+            "boom", ["bash", str(script)], localstack.free_port(), "x", lambda: False, timeout=10
+        )
+
+
+def test_a_service_that_never_gets_ready_is_stopped_and_reports_its_output(tmp_path):
+    script = tmp_path / "slow.sh"
+    script.write_text("echo still warming up; exec sleep 30\n")
+    with pytest.raises(localstack.ServiceError, match="did not come up(.|\n)*still warming up") as raised:
+        localstack.spawn("slow", ["bash", str(script)], localstack.free_port(), "x", lambda: False, timeout=1)
+    assert "slow" in str(raised.value)
 
 
 def test_service_env_points_clients_at_the_services():

@@ -12,13 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumer.commands.flags import (
-    add_model_flags,
-    add_param_flags,
-    open_image,
-    param_values,
-    setting_changes,
-)
+from consumer.commands.flags import add_model_flags, add_param_flags, flags_given, open_image
 from consumer.engines.blend import BlendParams
 from stylequeue.config import EngineConfig, load
 
@@ -54,7 +48,7 @@ def register(subparsers: Any) -> None:
 def engine_config(args: argparse.Namespace) -> Any:
     """EngineConfig from the environment, overridden by ``--model``, ``--random-weights``, ``--device``."""
     changes: dict[str, Any] = {"blend_model": args.model, "random_weights": False} if args.model else {}
-    return load(EngineConfig).overlaid({**changes, **setting_changes(args, CONFIG_FLAGS)})
+    return load(EngineConfig).overlaid({**changes, **flags_given(args, CONFIG_FLAGS)})
 
 
 def s3_client_for(spec: str) -> Any:
@@ -70,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from stylequeue.errors import EngineUnavailable
 
     styles = [args.style] + ([args.style2] if args.style2 else [])
-    params = validate_job_params("blend", param_values(args, BlendParams), len(styles))
+    params = validate_job_params("blend", flags_given(args, BlendParams.model_fields), len(styles))
     content = open_image(args.content, "content")
     style_images = [open_image(p, f) for p, f in zip(styles, ("style", "style2"), strict=False)]
     config = engine_config(args)

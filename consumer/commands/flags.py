@@ -56,11 +56,6 @@ def _help(entry: dict[str, Any], schema: dict[str, Any]) -> str:
     return f"{entry['help']}{choices}{bounds} (default: {shown})"
 
 
-def param_values(args: argparse.Namespace, params_cls: type[Params]) -> dict[str, Any]:
-    """The parameter flags the user gave; omitted ones take the model's defaults."""
-    return {n: getattr(args, n) for n in params_cls.model_fields if getattr(args, n) is not None}
-
-
 def add_model_flags(
     group: argparse._ArgumentGroup,
     model: type[BaseModel],
@@ -100,8 +95,9 @@ def add_model_flags(
             group.add_argument(flag, dest=name, type=tp, required=required, default=default, help=text)
 
 
-def setting_changes(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
-    """The settings flags the user gave, for :meth:`~stylequeue.config.Section.overlaid`."""
+def flags_given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The flags among ``names`` the user gave: parameters (omitted ones take the model's defaults) or
+    settings for :meth:`~stylequeue.config.Section.overlaid`."""
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 

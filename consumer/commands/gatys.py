@@ -15,13 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from consumer.commands.flags import (
-    add_model_flags,
-    add_param_flags,
-    open_image,
-    param_values,
-    setting_changes,
-)
+from consumer.commands.flags import add_model_flags, add_param_flags, flags_given, open_image
 from consumer.engines import registry
 from consumer.engines.gatys import GatysParams
 from stylequeue.config import EngineConfig, load
@@ -31,15 +25,9 @@ from stylequeue.params.images import MAX_IMAGE_SIZE, MIN_SIDE, longest_for_heigh
 
 # The seed script spelled its flags with hyphens (its README with underscores, as ours are): accept
 # both. Its --saving-interval saved an image every N iterations, as --snapshot_every does.
-SEED_SPELLINGS = {
-    "content_weight": ["--content-weight"],
-    "style_weight": ["--style-weight"],
-    "tv_weight": ["--tv-weight"],
-    "init_method": ["--init-method"],
-    "total_iterations": ["--total-iterations"],
-    "learning_rate": ["--learning-rate"],
-    "snapshot_every": ["--saving-interval", "--saving_interval"],
-}
+HYPHENATED = "content_weight style_weight tv_weight init_method total_iterations learning_rate".split()
+SEED_SPELLINGS = {name: [f"--{name.replace('_', '-')}"] for name in HYPHENATED}
+SEED_SPELLINGS["snapshot_every"] = ["--saving-interval", "--saving_interval"]
 HEIGHT_HELP = (
     "height of the output in pixels, aspect ratio kept: the seed CLI's --height (its default was 400). "
     "Without it the output's longest side is --image_size"
@@ -96,7 +84,7 @@ def register(subparsers: Any) -> None:
 
 def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
     """The environment's EngineConfig with this command's flags laid over it."""
-    changes = setting_changes(args, CONFIG_FLAGS)
+    changes = flags_given(args, CONFIG_FLAGS)
     if args.weights:
         changes[f"{model}_weights"] = args.weights
     return load(EngineConfig).overlaid(changes)
@@ -105,7 +93,7 @@ def engine_config(args: argparse.Namespace, model: str) -> EngineConfig:
 def gatys_params(args: argparse.Namespace, content_size: tuple[int, int]) -> GatysParams:
     """The flags' parameters; ``--height`` becomes the ``image_size`` that gives the content that height."""
     model = registry.params_class("gatys")  # the registered module's model: one declaration
-    values = param_values(args, model)
+    values = flags_given(args, model.model_fields)
     if args.height is not None:
         values["image_size"] = image_size_for_height(args.height, content_size, values.get("image_size"))
     return parse_params(model, values)
@@ -153,7 +141,15 @@ def run(args: argparse.Namespace) -> int:
     result = _run_with_progress(engine, content, styles, params, init, args)
     args.output_file.parent.mkdir(parents=True, exist_ok=True)
     result.image.save(args.output_file)
-    _summary(result, args.output_file, config.random_weights)
+    meta = result.meta
+    last = result.history[-1] if result.history else {}
+    print(
+        f"wrote {args.output_file} ({result.image.width}x{result.image.height}) in {meta['elapsed_s']:.1f}s "
+        f"({meta['ms_per_iteration']:.0f} ms/iteration on {meta['device']}, seed {meta['seed']}); "
+        f"final loss {last.get('total', float('nan')):.4g}"
+    )
+    if config.random_weights:
+        print(RANDOM_BANNER, file=sys.stderr)
     return 0
 
 
@@ -177,15 +173,3 @@ def _run_with_progress(engine, content, styles, params, init, args):
 
     with bar:
         return engine.run(content, styles, params, Hooks(on_progress, on_snapshot), init_image=init)
-
-
-def _summary(result, output: Path, random_weights: bool) -> None:
-    meta = result.meta
-    last = result.history[-1] if result.history else {}
-    print(
-        f"wrote {output} ({result.image.width}x{result.image.height}) in {meta['elapsed_s']:.1f}s "
-        f"({meta['ms_per_iteration']:.0f} ms/iteration on {meta['device']}, seed {meta['seed']}); "
-        f"final loss {last.get('total', float('nan')):.4g}"
-    )
-    if random_weights:
-        print(RANDOM_BANNER, file=sys.stderr)

@@ -47,7 +47,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(mode: str, options: Any, environ: dict[str, str] | None = None) -> int:
-    """Build the worker for ``mode`` from ``environ`` and run it until stopped."""
     from consumer.worker import Worker
 
     ctx, membership = build(mode, options.consumer_id, environ)
