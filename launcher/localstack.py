@@ -147,13 +147,17 @@ def spawn(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not service.alive():
-            raise ServiceError(f"{name} exited with {service.process.returncode}:\n{service.log_tail()}")
+            problem = f"{name} exited with {service.process.returncode}"
+            break
         if ready():
             return service
         time.sleep(0.05)
-    tail = service.log_tail()  # before stop(), which closes the log file
+    else:
+        problem = f"{name} did not come up on port {port} in {timeout:.0f} s"
+    # Either way it is stopped (its log closed, its workdir removed), after its output is read.
+    tail = service.log_tail()
     service.stop()
-    raise ServiceError(f"{name} did not come up on port {port} in {timeout:.0f} s:\n{tail}")
+    raise ServiceError(f"{problem}:\n{tail}")
 
 
 # --- Kafka-protocol broker (Tansu) --------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import boto3
 import pytest
@@ -60,10 +61,18 @@ def test_service_stops_and_frees_its_port():
 def test_a_service_that_dies_at_start_reports_its_output(tmp_path):
     script = tmp_path / "boom.sh"
     script.write_text("echo the reason it failed; exit 3\n")
-    with pytest.raises(localstack.ServiceError, match="the reason it failed"):
+    workdir = tempfile.TemporaryDirectory()
+    with pytest.raises(localstack.ServiceError, match="boom exited with 3(.|\n)*the reason it failed"):
         localstack.spawn(
-            "boom", ["bash", str(script)], localstack.free_port(), "x", lambda: False, timeout=10
+            "boom",
+            ["bash", str(script)],
+            localstack.free_port(),
+            "x",
+            lambda: False,
+            timeout=10,
+            workdir=workdir,
         )
+    assert not os.path.exists(workdir.name)  # stopped: its workdir is gone with it
 
 
 def test_a_service_that_never_gets_ready_is_stopped_and_reports_its_output(tmp_path):
